@@ -1,0 +1,148 @@
+// Command mail2archer turns every email reported to a Microsoft 365 phishing
+// mailbox into a Security Incident record in Archer IRM.
+//
+// Usage:
+//
+//	mail2archer [serve]     run the service (the default)
+//	mail2archer healthcheck GET /healthz on M2A_LISTEN_ADDR; exit 0 if alive
+//	mail2archer version     print the version
+//
+// Configuration comes from M2A_* environment variables; see the README.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mail2archer/mail2archer/internal/app"
+	"github.com/mail2archer/mail2archer/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = ""
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd = args[0]
+	}
+	switch cmd {
+	case "serve":
+		return serve(stderr)
+	case "healthcheck":
+		return healthcheck(stderr)
+	case "version":
+		_, _ = fmt.Fprintln(stdout, "mail2archer", buildVersion())
+		return 0
+	case "help", "-h", "--help":
+		_, _ = fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		_, _ = fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
+
+const usage = `Usage: mail2archer [command]
+
+Commands:
+  serve        run the service (default)
+  healthcheck  check that the local service answers /healthz (exit 0 or 1)
+  version      print the version
+
+Configuration is read from M2A_* environment variables; see the README
+and .env.example.
+`
+
+func serve(stderr io.Writer) int {
+	cfg, err := config.Load()
+	if err != nil {
+		_, _ = fmt.Fprintln(stderr, err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log.Info().Str("version", buildVersion()).Str("listen_addr", cfg.ListenAddr).
+		Str("tenant_id", cfg.TenantID).Stringer("database_url", cfg.DatabaseURL).Msg("starting")
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return 1
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error().Err(err).Msg("stopped with errors")
+		return 1
+	}
+	return 0
+}
+
+// healthcheck asks the local service whether it is alive. It reads only
+// M2A_LISTEN_ADDR, so it works in a container whatever else is configured.
+func healthcheck(stderr io.Writer) int {
+	addr := os.Getenv("M2A_LISTEN_ADDR")
+	if addr == "" {
+		addr = ":8080"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		_, _ = fmt.Fprintf(stderr, "M2A_LISTEN_ADDR %q is not host:port\n", addr)
+		return 1
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/healthz")
+	if err != nil {
+		_, _ = fmt.Fprintln(stderr, "unhealthy:", err)
+		return 1
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = fmt.Fprintln(stderr, "unhealthy: /healthz answered", resp.Status)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(cfg *config.Config, w io.Writer) zerolog.Logger {
+	level, err := zerolog.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		level = zerolog.InfoLevel
+	}
+	console := cfg.LogFormat == "console"
+	if cfg.LogFormat == "auto" {
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				console = true
+			}
+		}
+	}
+	if console {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}

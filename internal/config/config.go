@@ -1,0 +1,284 @@
+// Package config loads mail2archer's configuration from the environment.
+//
+// Every variable has the prefix M2A_. Each has a default, or, when it is
+// required, a missing value is reported with the variable's name and how to
+// set it. All problems are collected and reported together, so an operator
+// fixes a broken deployment in one pass. Every secret may instead be read
+// from a file named by NAME_FILE (Docker and Kubernetes secrets).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Prefix is the prefix of every environment variable.
+const Prefix = "M2A"
+
+// Config is the whole configuration of the service. Field tags name the
+// environment variable (without the prefix), its default, and whether it is a
+// secret that may be given through NAME_FILE.
+type Config struct {
+	// ListenAddr is the address the HTTP server listens on.
+	ListenAddr string `envconfig:"LISTEN_ADDR" default:":8080"`
+	// PublicURL is the HTTPS URL under which Microsoft Graph reaches this
+	// service (the reverse proxy's address); the webhook paths are appended.
+	PublicURL string `envconfig:"PUBLIC_URL"`
+	// AllowInsecurePublicURL permits an http:// public URL. Only for tests
+	// and the sandbox: Graph itself accepts only HTTPS.
+	AllowInsecurePublicURL bool `envconfig:"ALLOW_INSECURE_PUBLIC_URL" default:"false"`
+	// TenantID is the Microsoft Entra tenant (directory) id; notifications
+	// from any other tenant are dropped.
+	TenantID string `envconfig:"TENANT_ID"`
+	// DatabaseURL selects the state database: sqlite://PATH (embedded) or
+	// postgres://… (several replicas). It may hold a password.
+	DatabaseURL Secret `envconfig:"DATABASE_URL" default:"sqlite://./data/mail2archer.db" secret:"true"`
+	// MaxBodyBytes bounds every request body; larger bodies get 413.
+	MaxBodyBytes int64 `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+	// ReadTimeout bounds reading one request, headers and body.
+	ReadTimeout time.Duration `envconfig:"READ_TIMEOUT" default:"10s"`
+	// WriteTimeout bounds writing one response.
+	WriteTimeout time.Duration `envconfig:"WRITE_TIMEOUT" default:"10s"`
+	// ShutdownTimeout bounds a graceful shutdown after SIGTERM or SIGINT.
+	ShutdownTimeout time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s"`
+	// TrustedProxies lists the CIDRs whose X-Forwarded-For header is believed
+	// when logging a request's client address.
+	TrustedProxies []string `envconfig:"TRUSTED_PROXIES" default:"127.0.0.0/8,::1/128"`
+	// Workers is the number of jobs processed at once.
+	Workers int `envconfig:"WORKERS" default:"4"`
+	// LogLevel is the minimum level logged: debug, info, warn or error.
+	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
+	// LogFormat is json, console, or auto (console on a terminal, else json).
+	LogFormat string `envconfig:"LOG_FORMAT" default:"auto"`
+}
+
+// Problems is every configuration problem found in one load.
+type Problems []string
+
+// Error lists every problem on its own line.
+func (p Problems) Error() string {
+	return "invalid configuration:\n  - " + strings.Join(p, "\n  - ")
+}
+
+// Load reads the configuration from the process environment. It returns a
+// Problems error naming every variable that is missing or invalid.
+func Load() (*Config, error) {
+	var cfg Config
+	var problems Problems
+	v := reflect.ValueOf(&cfg).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Tag.Get("secret") == "true" {
+			if err := loadSecret(f, v.Field(i)); err != nil {
+				problems = append(problems, err.Error())
+			}
+			continue
+		}
+		if err := decodeField(f, v.Field(i)); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	problems = append(problems, cfg.validate()...)
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return &cfg, nil
+}
+
+// varName returns the environment variable of a Config field.
+func varName(f reflect.StructField) string { return Prefix + "_" + f.Tag.Get("envconfig") }
+
+// loadSecret sets a Secret field from NAME, or from the file named by
+// NAME_FILE. Setting both is an error, so an operator never wonders which
+// one wins. A trailing newline in the file is dropped.
+func loadSecret(f reflect.StructField, dst reflect.Value) error {
+	name := varName(f)
+	val, ok := os.LookupEnv(name)
+	path, fromFile := os.LookupEnv(name + "_FILE")
+	switch {
+	case fromFile && ok:
+		return fmt.Errorf("%s and %s_FILE are both set: set only one", name, name)
+	case fromFile:
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("%s_FILE: cannot read the secret file: %v", name, err)
+		}
+		val = strings.TrimRight(string(b), "\r\n")
+	case !ok:
+		val = f.Tag.Get("default")
+	}
+	dst.SetString(val)
+	return nil
+}
+
+// decodeField parses one field with envconfig's rules, by running envconfig
+// on a struct holding only that field. Doing it field by field lets Load
+// report every bad value instead of stopping at the first.
+func decodeField(f reflect.StructField, dst reflect.Value) error {
+	one := reflect.New(reflect.StructOf([]reflect.StructField{{
+		Name: "V", Type: f.Type, Tag: f.Tag,
+	}}))
+	if err := envconfig.Process(Prefix, one.Interface()); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%s: cannot parse %q as %s", varName(f), pe.Value, pe.TypeName)
+		}
+		return fmt.Errorf("%s: %w", varName(f), err)
+	}
+	dst.Set(one.Elem().Field(0))
+	return nil
+}
+
+func (c *Config) validate() Problems {
+	var p Problems
+	if c.TenantID == "" {
+		p = append(p, "M2A_TENANT_ID is required: set it to your Microsoft Entra tenant (directory) id, a GUID shown on the app registration's Overview page")
+	} else if !isGUID(c.TenantID) {
+		p = append(p, fmt.Sprintf("M2A_TENANT_ID: %q is not a GUID such as 84bd8158-6d4d-4958-8b9f-9d6445542f95", c.TenantID))
+	}
+	if c.PublicURL == "" {
+		p = append(p, "M2A_PUBLIC_URL is required: set it to the https:// address under which Microsoft Graph reaches this service, e.g. https://mail2archer.example.com")
+	} else if err := checkPublicURL(c.PublicURL, c.AllowInsecurePublicURL); err != nil {
+		p = append(p, "M2A_PUBLIC_URL: "+err.Error())
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		p = append(p, fmt.Sprintf("M2A_LISTEN_ADDR: %q is not host:port (e.g. :8080 or 127.0.0.1:8080)", c.ListenAddr))
+	}
+	if err := checkDatabaseURL(c.DatabaseURL.Reveal()); err != nil {
+		p = append(p, "M2A_DATABASE_URL: "+err.Error())
+	}
+	if c.MaxBodyBytes < 1024 {
+		p = append(p, fmt.Sprintf("M2A_MAX_BODY_BYTES: %d is too small; Graph batches need at least 1024 (default 1048576)", c.MaxBodyBytes))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"M2A_READ_TIMEOUT", c.ReadTimeout}, {"M2A_WRITE_TIMEOUT", c.WriteTimeout}, {"M2A_SHUTDOWN_TIMEOUT", c.ShutdownTimeout}} {
+		if d.v <= 0 {
+			p = append(p, fmt.Sprintf("%s: must be a positive duration such as 10s", d.name))
+		}
+	}
+	if _, err := c.TrustedProxyPrefixes(); err != nil {
+		p = append(p, "M2A_TRUSTED_PROXIES: "+err.Error())
+	}
+	if c.Workers < 1 || c.Workers > 256 {
+		p = append(p, fmt.Sprintf("M2A_WORKERS: %d is out of range 1..256", c.Workers))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		p = append(p, fmt.Sprintf("M2A_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "auto", "json", "console":
+	default:
+		p = append(p, fmt.Sprintf("M2A_LOG_FORMAT: %q is not one of auto, json, console", c.LogFormat))
+	}
+	return p
+}
+
+// TrustedProxyPrefixes parses TrustedProxies. A bare address is a /32 or /128.
+func (c *Config) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !strings.Contains(s, "/") {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("%q is neither a CIDR nor an address", s)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// WebhookURL returns the public URL of the Graph notification endpoint.
+func (c *Config) WebhookURL() string { return strings.TrimRight(c.PublicURL, "/") + "/webhooks/graph" }
+
+// LifecycleURL returns the public URL of the Graph lifecycle endpoint.
+func (c *Config) LifecycleURL() string {
+	return strings.TrimRight(c.PublicURL, "/") + "/webhooks/graph/lifecycle"
+}
+
+func checkPublicURL(raw string, allowInsecure bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", raw, err)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host; write it as https://host[:port][/path]", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q must not have a query or fragment", raw)
+	}
+	if u.User != nil {
+		return errors.New("must not contain credentials")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !allowInsecure {
+			return fmt.Errorf("%q is http: Microsoft Graph delivers only to https; use the reverse proxy's https address (or set M2A_ALLOW_INSECURE_PUBLIC_URL=true for local tests)", raw)
+		}
+	default:
+		return fmt.Errorf("%q must start with https://", raw)
+	}
+	return nil
+}
+
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdefABCDEF", r) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// checkDatabaseURL accepts the database URLs the store can open. The error
+// never repeats the URL, which may hold a password.
+func checkDatabaseURL(raw string) error {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	switch {
+	case !ok:
+		return errors.New("must look like sqlite://./data/mail2archer.db")
+	case scheme == "sqlite" && rest == "":
+		return errors.New("sqlite:// needs a file path, e.g. sqlite://./data/mail2archer.db or sqlite:///var/lib/mail2archer/state.db")
+	case scheme == "sqlite":
+		return nil
+	case scheme == "postgres" || scheme == "postgresql":
+		return errors.New("PostgreSQL is not supported by this version; use sqlite://PATH")
+	default:
+		return fmt.Errorf("unknown scheme %q; use sqlite://PATH", scheme)
+	}
+}

@@ -1,0 +1,58 @@
+// Package jobs declares the queue's job kinds: the arguments that producers
+// (the webhook server, the delta sweep) insert and workers consume. It holds
+// no behaviour, so producers do not depend on the workers' dependencies.
+package jobs
+
+import (
+	"time"
+
+	"github.com/riverqueue/river"
+)
+
+// ProcessMessage asks for one reported email to become one Archer incident.
+// It is unique by mailbox and message id: however many notifications arrive
+// for one email, one job exists while it is pending, running or done.
+type ProcessMessage struct {
+	// Mailbox is the mailbox (user id or UPN) the subscription was made
+	// for, taken from the stored subscription, never from the notification.
+	Mailbox string `json:"mailbox" river:"unique"`
+	// MessageID is Graph's immutable id of the message.
+	MessageID string `json:"message_id" river:"unique"`
+	// Source says what queued the job: "notification" or "resync".
+	Source string `json:"source,omitempty"`
+}
+
+// Kind identifies the job kind in the queue.
+func (ProcessMessage) Kind() string { return "process_message" }
+
+// InsertOpts makes the job unique by its mailbox and message id.
+func (ProcessMessage) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// Lifecycle carries a Graph lifecycle event (reauthorizationRequired,
+// subscriptionRemoved, missed) to the subscriptions manager.
+type Lifecycle struct {
+	// SubscriptionID is the subscription the event concerns.
+	SubscriptionID string `json:"subscription_id" river:"unique"`
+	// Event is the lifecycleEvent value.
+	Event string `json:"event" river:"unique"`
+	// Mailbox is the subscription's mailbox, from the store.
+	Mailbox string `json:"mailbox"`
+}
+
+// Kind identifies the job kind in the queue.
+func (Lifecycle) Kind() string { return "graph_lifecycle" }
+
+// InsertOpts collapses repeats of the same event for the same subscription
+// within a minute: Graph may send reauthorizationRequired several times.
+func (Lifecycle) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: time.Minute}}
+}
+
+// Lifecycle events Graph sends for mail subscriptions.
+const (
+	EventReauthorizationRequired = "reauthorizationRequired"
+	EventSubscriptionRemoved     = "subscriptionRemoved"
+	EventMissed                  = "missed"
+)

@@ -1,0 +1,53 @@
+package server
+
+import (
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"go.yaml.in/yaml/v3"
+)
+
+// TestOpenAPIDescribesEveryRoute keeps api/openapi.yaml and the router in
+// step: every served route is documented and every documented route served.
+func TestOpenAPIDescribesEveryRoute(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../api/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]any `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var documented []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			documented = append(documented, strings.ToUpper(method)+" "+path)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	srv, err := New(Options{Registerer: reg, Gatherer: reg, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served []string
+	if err := chi.Walk(srv.router, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
+		served = append(served, method+" "+route)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(documented)
+	slices.Sort(served)
+	if !slices.Equal(documented, served) {
+		t.Errorf("openapi.yaml documents %v\nthe router serves %v", documented, served)
+	}
+}

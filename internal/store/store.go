@@ -1,0 +1,211 @@
+// Package store opens the state database, runs the queue's and the
+// application's migrations, and keeps the application's own tables:
+// subscriptions with their clientState secrets, processed messages with their
+// Archer record ids, and delta links.
+//
+// The queue (River) lives in the same database, so a job and the state it
+// changes commit in one transaction.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/rs/zerolog"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is the state database. It is safe for concurrent use.
+type Store struct {
+	db     *sql.DB
+	driver *riversqlite.Driver
+	log    zerolog.Logger
+	now    func() time.Time
+}
+
+// Open opens the database named by rawURL (sqlite://PATH), creating the
+// file's directory when needed, and runs every pending migration. The caller
+// must Close the store after stopping every queue client built on it.
+func Open(ctx context.Context, rawURL string, log zerolog.Logger) (*Store, error) {
+	path, err := sqlitePath(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("create database directory %s: %w", dir, err)
+		}
+	}
+	// WAL lets readers proceed beside the writer; synchronous(FULL) makes
+	// every commit, and so every acknowledged notification, survive a power
+	// cut, not only a crash; busy_timeout absorbs short lock waits.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+		"&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
+	}
+	// SQLite allows one writer at a time; River's SQLite driver documents one
+	// connection as the way to avoid SQLITE_BUSY between its own goroutines.
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	s := &Store{db: db, driver: riversqlite.New(db), log: log, now: time.Now}
+	if err := s.Ping(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func sqlitePath(rawURL string) (string, error) {
+	scheme, rest, ok := strings.Cut(rawURL, "://")
+	if !ok || scheme != "sqlite" || rest == "" {
+		return "", errors.New("database URL must be sqlite://PATH")
+	}
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		return "", errors.New("database URL must not carry options; the store sets them")
+	}
+	return rest, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	m, err := rivermigrate.New(s.driver, nil)
+	if err != nil {
+		return fmt.Errorf("prepare queue migrations: %w", err)
+	}
+	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return fmt.Errorf("run queue migrations: %w", err)
+	}
+	for _, v := range res.Versions {
+		s.log.Info().Int("version", v.Version).Msg("queue migration applied")
+	}
+	return s.migrateApp(ctx)
+}
+
+// migrateApp applies the embedded migrations/NNN_name.sql files in order,
+// each in its own transaction with its version row.
+func (s *Store) migrateApp(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS m2a_migration (
+		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMP NOT NULL)`); err != nil {
+		return fmt.Errorf("create migration table: %w", err)
+	}
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("list migrations: %w", err)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		name := filepath.Base(f)
+		var version int
+		if _, err := fmt.Sscanf(name, "%03d_", &version); err != nil {
+			return fmt.Errorf("migration %s: name must start with a three-digit version", name)
+		}
+		var n int
+		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM m2a_migration WHERE version = $1`, version).Scan(&n); err != nil {
+			return fmt.Errorf("read migration state: %w", err)
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrations.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("read migration %s: %w", name, err)
+		}
+		if err := s.inTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO m2a_migration (version, name, applied_at) VALUES ($1, $2, $3)`,
+				version, name, s.now().UTC())
+			return err
+		}); err != nil {
+			return fmt.Errorf("apply migration %s: %w", name, err)
+		}
+		s.log.Info().Str("migration", name).Msg("state migration applied")
+	}
+	return nil
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// DB returns the database handle, for transactions that span the queue and
+// the application's tables.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// NewQueue builds a River client on this database. The caller starts and
+// stops it; it must be stopped before the store is closed.
+func (s *Store) NewQueue(cfg *river.Config) (*river.Client[*sql.Tx], error) {
+	c, err := river.NewClient(s.driver, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create queue client: %w", err)
+	}
+	return c, nil
+}
+
+// Ping checks that the database answers a query.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// JobCounts returns the number of queue jobs in each state.
+func (s *Store) JobCounts(ctx context.Context) (map[string]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, count(*) FROM river_job GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	defer func() { _ = rows.Close() }()
+	out := map[string]int{}
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, fmt.Errorf("count jobs: %w", err)
+		}
+		out[state] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count jobs: %w", err)
+	}
+	return out, nil
+}
