@@ -1,0 +1,115 @@
+package archersim
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// maxJSONBody caps every request body except streamed attachment uploads.
+const maxJSONBody = 16 << 20
+
+// bodyReader is the unread request body of a streamed attachment upload.
+type bodyReader struct {
+	*bufio.Reader
+}
+
+// prepareBody reads the request body, or for attachment uploads peeks at its
+// start (for the request log) and leaves the rest to be streamed.
+func (s *Server) prepareBody(r *http.Request) ([]byte, *bodyReader, error) {
+	if r.Body == nil {
+		return nil, nil, nil
+	}
+	p := strings.TrimSuffix(strings.ToLower(r.URL.Path), "/")
+	if strings.HasSuffix(p, "/core/content/attachment") && r.Method == http.MethodPost {
+		br := bufio.NewReaderSize(r.Body, max(64<<10, s.opts.MaxRecordedBody))
+		head, err := br.Peek(s.opts.MaxRecordedBody)
+		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
+			return nil, nil, err
+		}
+		return head, &bodyReader{br}, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(data) > maxJSONBody {
+		return nil, nil, errors.New("request body too large")
+	}
+	return data, nil, nil
+}
+
+// wrapper is Archer's standard response envelope.
+type wrapper struct {
+	Links              []any               `json:"Links"`
+	RequestedObject    any                 `json:"RequestedObject"`
+	IsSuccessful       bool                `json:"IsSuccessful"`
+	ValidationMessages []validationMessage `json:"ValidationMessages"`
+}
+
+// validationMessage mirrors the message objects Archer returns.
+type validationMessage struct {
+	Reason           string  `json:"Reason"`
+	Severity         int     `json:"Severity"`
+	MessageKey       string  `json:"MessageKey"`
+	Description      string  `json:"Description"`
+	Location         int     `json:"Location"`
+	ErroredValue     any     `json:"ErroredValue"`
+	Validator        string  `json:"Validator"`
+	XMLData          any     `json:"XmlData"`
+	ResourcedMessage *string `json:"ResourcedMessage"`
+}
+
+const validatorPrefix = "ArcherApi.Controllers.%s, ArcherApi, Version=6.5.200.1045, Culture=neutral, PublicKeyToken=null"
+
+func newMessage(controller, key, text string) validationMessage {
+	m := validationMessage{
+		Reason:     "Validation",
+		Severity:   3,
+		MessageKey: key,
+		Location:   -1,
+		Validator:  fmt.Sprintf(validatorPrefix, controller),
+	}
+	if text != "" {
+		m.ResourcedMessage = &text
+	}
+	return m
+}
+
+func ok(obj any) wrapper {
+	return wrapper{Links: []any{}, RequestedObject: obj, IsSuccessful: true, ValidationMessages: []validationMessage{}}
+}
+
+func failed(msgs ...validationMessage) wrapper {
+	return wrapper{Links: []any{}, RequestedObject: nil, IsSuccessful: false, ValidationMessages: msgs}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeWrapperError(w http.ResponseWriter, status int, controller, key, text string) {
+	writeJSON(w, status, failed(newMessage(controller, key, text)))
+}
+
+// writeIISError answers like IIS does for errors outside the API: an HTML page.
+func writeIISError(w http.ResponseWriter, status int) {
+	w.Header().Set("Content-Type", "text/html")
+	w.WriteHeader(status)
+	text := http.StatusText(status)
+	fmt.Fprintf(w, "<!DOCTYPE html><html><head><title>%d - %s</title></head><body><h2>%d - %s.</h2></body></html>", status, text, status, text)
+}
+
+// writeHTMLRedirect answers like an Archer behind SSO (or a wrong URL): a
+// 200 page whose script sends the browser to the sign-in page.
+func writeHTMLRedirect(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, "<html><head><script>window.top.location='/Default.aspx'</script></head><body></body></html>")
+}
