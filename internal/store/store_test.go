@@ -32,8 +32,8 @@ func TestOpenCreatesDirectoryAndMigratesOnce(t *testing.T) {
 	if err := s.DB().QueryRow(`SELECT count(*) FROM m2a_migration`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 {
-		t.Errorf("%d migration rows, want 1", n)
+	if n != 2 {
+		t.Errorf("%d migration rows, want 2", n)
 	}
 	for _, table := range []string{"river_job", "m2a_subscription", "m2a_message", "m2a_delta_link"} {
 		if _, err := s.DB().Exec(`SELECT count(*) FROM ` + table); err != nil {
@@ -83,5 +83,46 @@ func TestSubscriptions(t *testing.T) {
 	}
 	if _, err := s.Subscription(ctx, "sub-1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("after delete: %v", err)
+	}
+}
+
+func TestMessageIntentThenRecord(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	if _, err := s.Message(ctx, "mb", "m1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("before intent: %v", err)
+	}
+	m, err := s.SaveIntent(ctx, Message{Mailbox: "mb", MessageID: "m1", RecordKey: "mb/m1"})
+	if err != nil || m.RecordID != 0 || m.RecordKey != "mb/m1" {
+		t.Fatalf("intent %+v %v", m, err)
+	}
+	// A second intent keeps the first row.
+	if m, err = s.SaveIntent(ctx, Message{Mailbox: "mb", MessageID: "m1", RecordKey: "other"}); err != nil || m.RecordKey != "mb/m1" {
+		t.Fatalf("second intent %+v %v", m, err)
+	}
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveRecordTx(ctx, tx, "mb", "m1", 239643); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err = s.Message(ctx, "mb", "m1"); err != nil || m.RecordID != 239643 {
+		t.Fatalf("after record %+v %v", m, err)
+	}
+	tx, _ = s.DB().BeginTx(ctx, nil)
+	if err := s.SaveRecordTx(ctx, tx, "mb", "unknown", 1); err == nil {
+		t.Error("record without intent accepted")
+	}
+	_ = tx.Rollback()
+	if err := s.ForgetMessage(ctx, "mb", "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Message(ctx, "mb", "m1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after forget: %v", err)
 	}
 }

@@ -1,0 +1,82 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Message is what the service remembers of one reported email: the intent
+// to create its Archer record (the key written into the record), then the
+// record's id.
+type Message struct {
+	Mailbox           string
+	MessageID         string
+	InternetMessageID string
+	RecordKey         string
+	// RecordID is 0 while only the intent exists.
+	RecordID  int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Message returns what is stored for one email, or ErrNotFound.
+func (s *Store) Message(ctx context.Context, mailbox, messageID string) (Message, error) {
+	var m Message
+	var rec sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `
+		SELECT mailbox, message_id, internet_message_id, record_key, record_id, created_at, updated_at
+		FROM m2a_message WHERE mailbox = $1 AND message_id = $2`, mailbox, messageID).
+		Scan(&m.Mailbox, &m.MessageID, &m.InternetMessageID, &m.RecordKey, &rec, &m.CreatedAt, &m.UpdatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Message{}, fmt.Errorf("message %s/%s: %w", mailbox, messageID, ErrNotFound)
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("read message %s/%s: %w", mailbox, messageID, err)
+	}
+	m.RecordID = rec.Int64
+	return m, nil
+}
+
+// SaveIntent records that an Archer record with the given key is about to be
+// created for the email. It returns the stored row: when an intent or a
+// record already exists it is kept unchanged, so the caller learns that an
+// earlier attempt got this far.
+func (s *Store) SaveIntent(ctx context.Context, m Message) (Message, error) {
+	now := s.now().UTC()
+	if _, err := s.db.ExecContext(ctx, `
+		INSERT INTO m2a_message (mailbox, message_id, internet_message_id, record_key, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $5)
+		ON CONFLICT (mailbox, message_id) DO NOTHING`,
+		m.Mailbox, m.MessageID, m.InternetMessageID, m.RecordKey, now); err != nil {
+		return Message{}, fmt.Errorf("save intent for %s/%s: %w", m.Mailbox, m.MessageID, err)
+	}
+	return s.Message(ctx, m.Mailbox, m.MessageID)
+}
+
+// SaveRecordTx stores the Archer record id of an email inside tx, so that
+// the caller can complete the job in the same transaction.
+func (s *Store) SaveRecordTx(ctx context.Context, tx *sql.Tx, mailbox, messageID string, recordID int64) error {
+	res, err := tx.ExecContext(ctx, `
+		UPDATE m2a_message SET record_id = $1, updated_at = $2 WHERE mailbox = $3 AND message_id = $4`,
+		recordID, s.now().UTC(), mailbox, messageID)
+	if err != nil {
+		return fmt.Errorf("save record %d for %s/%s: %w", recordID, mailbox, messageID, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("save record %d for %s/%s: no intent stored", recordID, mailbox, messageID)
+	}
+	return nil
+}
+
+// ForgetMessage deletes what is stored for one email, so that a replay goes
+// through the whole pipeline again.
+func (s *Store) ForgetMessage(ctx context.Context, mailbox, messageID string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM m2a_message WHERE mailbox = $1 AND message_id = $2`,
+		mailbox, messageID); err != nil {
+		return fmt.Errorf("forget message %s/%s: %w", mailbox, messageID, err)
+	}
+	return nil
+}
