@@ -1,0 +1,258 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	abstractions "github.com/microsoft/kiota-abstractions-go"
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	"github.com/microsoftgraph/msgraph-sdk-go/users"
+)
+
+// messageSelect is the $select of FetchMessage: internetMessageHeaders only
+// come back when selected.
+var messageSelect = []string{
+	"id", "internetMessageId", "subject", "conversationId", "webLink", "parentFolderId",
+	"from", "sender", "toRecipients", "ccRecipients", "receivedDateTime", "sentDateTime",
+	"hasAttachments", "categories", "internetMessageHeaders",
+}
+
+// deltaPageSize is the Prefer: odata.maxpagesize of delta queries.
+const deltaPageSize = 50
+
+// wellKnownFolders are the folder names Graph accepts in place of an id.
+var wellKnownFolders = map[string]bool{
+	"inbox": true, "archive": true, "deleteditems": true, "junkemail": true, "sentitems": true,
+	"drafts": true, "outbox": true, "clutter": true, "conversationhistory": true, "scheduled": true,
+	"searchfolders": true, "recoverableitemsdeletions": true, "msgfolderroot": true,
+}
+
+// FetchMessage reads a message's metadata ($select) and its raw MIME
+// ($value, at most Config.MaxMIMEBytes). A ClassNotFound error means the
+// message was deleted or moved (with mutable ids) since it was announced.
+func (c *Client) FetchMessage(ctx context.Context, mailbox, id string) (*Message, error) {
+	op := "fetch message " + id
+	if err := checkSegment("mailbox", mailbox); err != nil {
+		return nil, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+	}
+	if strings.TrimSpace(id) == "" {
+		err := errors.New("message id is empty")
+		return nil, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+	}
+	item := c.sdk.Users().ByUserId(mailbox).Messages().ByMessageId(id)
+	st := &callState{mailbox: mailbox}
+	m, err := item.Get(withCall(ctx, st), &users.ItemMessagesMessageItemRequestBuilderGetRequestConfiguration{
+		Headers:         immutableIDHeaders(),
+		QueryParameters: &users.ItemMessagesMessageItemRequestBuilderGetQueryParameters{Select: messageSelect},
+	})
+	if err != nil {
+		return nil, c.wrap(op, mailbox, st, err)
+	}
+	out := toMessage(m)
+	st = &callState{mailbox: mailbox, maxBody: c.maxMIME}
+	mime, err := item.Content().Get(withCall(ctx, st), nil)
+	if err != nil {
+		return nil, c.wrap(op+" MIME", mailbox, st, err)
+	}
+	out.MIME = mime
+	return out, nil
+}
+
+func toMessage(m models.Messageable) *Message {
+	out := &Message{
+		ID:                deref(m.GetId()),
+		InternetMessageID: deref(m.GetInternetMessageId()),
+		Subject:           deref(m.GetSubject()),
+		ConversationID:    deref(m.GetConversationId()),
+		WebLink:           deref(m.GetWebLink()),
+		ParentFolderID:    deref(m.GetParentFolderId()),
+		From:              toAddress(m.GetFrom()),
+		Sender:            toAddress(m.GetSender()),
+		To:                toAddresses(m.GetToRecipients()),
+		CC:                toAddresses(m.GetCcRecipients()),
+		HasAttachments:    deref(m.GetHasAttachments()),
+		Categories:        m.GetCategories(),
+	}
+	if t := m.GetReceivedDateTime(); t != nil {
+		out.ReceivedAt = t.UTC()
+	}
+	if t := m.GetSentDateTime(); t != nil {
+		out.SentAt = t.UTC()
+	}
+	for _, h := range m.GetInternetMessageHeaders() {
+		if h == nil {
+			continue
+		}
+		out.Headers = append(out.Headers, Header{Name: deref(h.GetName()), Value: deref(h.GetValue())})
+	}
+	return out
+}
+
+func toAddress(r models.Recipientable) EmailAddress {
+	if r == nil || r.GetEmailAddress() == nil {
+		return EmailAddress{}
+	}
+	e := r.GetEmailAddress()
+	return EmailAddress{Name: deref(e.GetName()), Address: deref(e.GetAddress())}
+}
+
+func toAddresses(list []models.Recipientable) []EmailAddress {
+	var out []EmailAddress
+	for _, r := range list {
+		if a := toAddress(r); a != (EmailAddress{}) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Delta reads one page of a folder's delta query. With link == "" it starts
+// a new round (only messages received at or after since, when since is not
+// zero); otherwise link is a NextLink or DeltaLink from an earlier page. A
+// ClassNotFound error means the link expired: start again with "".
+func (c *Client) Delta(ctx context.Context, mailbox, folder, link string, since time.Time) (DeltaPage, error) {
+	op := fmt.Sprintf("delta of %s/%s", mailbox, folder)
+	if err := checkSegment("mailbox", mailbox); err != nil {
+		return DeltaPage{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+	}
+	if err := checkSegment("folder", folder); err != nil {
+		return DeltaPage{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+	}
+	builder := c.sdk.Users().ByUserId(mailbox).MailFolders().ByMailFolderId(folder).Messages().Delta()
+	headers := abstractions.NewRequestHeaders()
+	headers.Add("Prefer", `IdType="ImmutableId"`)
+	headers.Add("Prefer", fmt.Sprintf("odata.maxpagesize=%d", deltaPageSize))
+	cfg := &users.ItemMailFoldersItemMessagesDeltaRequestBuilderGetRequestConfiguration{Headers: headers}
+	if link == "" {
+		q := &users.ItemMailFoldersItemMessagesDeltaRequestBuilderGetQueryParameters{Select: []string{"id", "receivedDateTime"}}
+		if !since.IsZero() {
+			q.Filter = ptr("receivedDateTime ge " + since.UTC().Format(time.RFC3339))
+		}
+		cfg.QueryParameters = q
+	} else {
+		if err := c.checkLink(link); err != nil {
+			return DeltaPage{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+		}
+		builder = builder.WithUrl(link)
+	}
+	st := &callState{mailbox: mailbox}
+	resp, err := builder.GetAsDeltaGetResponse(withCall(ctx, st), cfg)
+	if err != nil {
+		return DeltaPage{}, c.wrap(op, mailbox, st, err)
+	}
+	page := DeltaPage{NextLink: deref(resp.GetOdataNextLink()), DeltaLink: deref(resp.GetOdataDeltaLink())}
+	for _, m := range resp.GetValue() {
+		if m == nil {
+			continue
+		}
+		item := DeltaItem{ID: deref(m.GetId())}
+		if _, ok := m.GetAdditionalData()["@removed"]; ok {
+			item.Removed = true
+		}
+		if t := m.GetReceivedDateTime(); t != nil {
+			item.ReceivedAt = t.UTC()
+		}
+		if item.ID != "" {
+			page.Items = append(page.Items, item)
+		}
+	}
+	if page.NextLink == "" && page.DeltaLink == "" {
+		return DeltaPage{}, &Error{Op: op, Class: ClassTransient, Message: "the delta page has neither a nextLink nor a deltaLink"}
+	}
+	return page, nil
+}
+
+// Categorize replaces a message's Outlook categories (needs Mail.ReadWrite).
+func (c *Client) Categorize(ctx context.Context, mailbox, id string, categories []string) error {
+	op := "categorize message " + id
+	if err := checkSegment("mailbox", mailbox); err != nil {
+		return &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+	}
+	m := models.NewMessage()
+	m.SetCategories(append([]string{}, categories...))
+	st := &callState{mailbox: mailbox}
+	_, err := c.sdk.Users().ByUserId(mailbox).Messages().ByMessageId(id).Patch(withCall(ctx, st), m,
+		&users.ItemMessagesMessageItemRequestBuilderPatchRequestConfiguration{Headers: immutableIDHeaders()})
+	return c.wrap(op, mailbox, st, err)
+}
+
+// Move moves a message to a folder given by id, well-known name or display
+// name (top-level folders), and returns the message's id afterwards (the
+// same immutable id). Needs Mail.ReadWrite.
+func (c *Client) Move(ctx context.Context, mailbox, id, folder string) (string, error) {
+	op := fmt.Sprintf("move message %s to %s", id, folder)
+	if err := checkSegment("mailbox", mailbox); err != nil {
+		return "", &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+	}
+	dest, err := c.resolveFolder(ctx, mailbox, folder)
+	if err != nil {
+		return "", err
+	}
+	body := users.NewItemMessagesItemMovePostRequestBody()
+	body.SetDestinationId(&dest)
+	st := &callState{mailbox: mailbox}
+	m, err := c.sdk.Users().ByUserId(mailbox).Messages().ByMessageId(id).Move().Post(withCall(ctx, st), body,
+		&users.ItemMessagesItemMoveRequestBuilderPostRequestConfiguration{Headers: immutableIDHeaders()})
+	if err != nil {
+		return "", c.wrap(op, mailbox, st, err)
+	}
+	return deref(m.GetId()), nil
+}
+
+// folderCache remembers display name → folder id per mailbox.
+type folderCache struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (f *folderCache) get(key string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.m[key]
+	return v, ok
+}
+
+func (f *folderCache) put(key, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.m == nil {
+		f.m = map[string]string{}
+	}
+	f.m[key] = id
+}
+
+// resolveFolder returns what Graph accepts as destinationId: a well-known
+// name as is, a display name looked up among the top-level folders, and
+// anything else as a folder id.
+func (c *Client) resolveFolder(ctx context.Context, mailbox, folder string) (string, error) {
+	op := fmt.Sprintf("resolve folder %s of %s", folder, mailbox)
+	if strings.TrimSpace(folder) == "" {
+		return "", &Error{Op: op, Class: ClassPermanent, Message: "folder is empty"}
+	}
+	if wellKnownFolders[strings.ToLower(folder)] {
+		return folder, nil
+	}
+	key := strings.ToLower(mailbox) + "\x00" + strings.ToLower(folder)
+	if id, ok := c.folders.get(key); ok {
+		return id, nil
+	}
+	filter := "displayName eq '" + strings.ReplaceAll(folder, "'", "''") + "'"
+	st := &callState{mailbox: mailbox}
+	resp, err := c.sdk.Users().ByUserId(mailbox).MailFolders().Get(withCall(ctx, st), &users.ItemMailFoldersRequestBuilderGetRequestConfiguration{
+		QueryParameters: &users.ItemMailFoldersRequestBuilderGetQueryParameters{Filter: &filter, Select: []string{"id", "displayName"}},
+	})
+	if err != nil {
+		return "", c.wrap(op, mailbox, st, err)
+	}
+	for _, f := range resp.GetValue() {
+		if f != nil && strings.EqualFold(deref(f.GetDisplayName()), folder) && deref(f.GetId()) != "" {
+			c.folders.put(key, deref(f.GetId()))
+			return deref(f.GetId()), nil
+		}
+	}
+	return folder, nil
+}

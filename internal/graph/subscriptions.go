@@ -1,0 +1,181 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	abstractions "github.com/microsoft/kiota-abstractions-go"
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	"github.com/microsoftgraph/msgraph-sdk-go/subscriptions"
+)
+
+// maxListPages bounds how many pages ListSubscriptions follows.
+const maxListPages = 1000
+
+// immutableIDHeaders asks Graph for immutable ids.
+func immutableIDHeaders() *abstractions.RequestHeaders {
+	h := abstractions.NewRequestHeaders()
+	h.Add("Prefer", `IdType="ImmutableId"`)
+	return h
+}
+
+// CreateSubscription subscribes to messages created in one mailbox folder,
+// with immutable ids in notifications, TLS 1.2 and the lifecycle URL. Graph
+// validates both URLs before it answers.
+func (c *Client) CreateSubscription(ctx context.Context, req SubscriptionRequest) (Subscription, error) {
+	op := fmt.Sprintf("create subscription on %s/%s", req.Mailbox, req.Folder)
+	if err := checkSegment("mailbox", req.Mailbox); err != nil {
+		return Subscription{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+	}
+	if err := checkSegment("folder", req.Folder); err != nil {
+		return Subscription{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+	}
+	if len([]rune(req.ClientState)) > 128 {
+		err := errors.New("clientState is longer than 128 characters")
+		return Subscription{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+	}
+	s := models.NewSubscription()
+	s.SetChangeType(ptr("created"))
+	s.SetNotificationUrl(ptr(req.NotificationURL))
+	if req.LifecycleNotificationURL != "" {
+		s.SetLifecycleNotificationUrl(ptr(req.LifecycleNotificationURL))
+	}
+	s.SetResource(ptr(fmt.Sprintf("users/%s/mailFolders('%s')/messages", req.Mailbox, req.Folder)))
+	exp := req.ExpiresAt.UTC()
+	s.SetExpirationDateTime(&exp)
+	if req.ClientState != "" {
+		s.SetClientState(ptr(req.ClientState))
+	}
+	tls := "v1_2"
+	s.SetLatestSupportedTlsVersion(&tls)
+	st := &callState{}
+	out, err := c.sdk.Subscriptions().Post(withCall(ctx, st), s, &subscriptions.SubscriptionsRequestBuilderPostRequestConfiguration{
+		Headers: immutableIDHeaders(),
+	})
+	if err != nil {
+		return Subscription{}, c.wrap(op, req.Mailbox, st, err)
+	}
+	sub := toSubscription(out)
+	if sub.ClientState == "" {
+		sub.ClientState = req.ClientState
+	}
+	c.log.Debug().Str("subscription", sub.ID).Str("resource", sub.Resource).Time("expires", sub.ExpiresAt).Msg("subscription created")
+	return sub, nil
+}
+
+// RenewSubscription moves a subscription's expiry; this also reauthorizes
+// it. A ClassNotFound error means it is gone and must be created again.
+func (c *Client) RenewSubscription(ctx context.Context, id string, expiresAt time.Time) (Subscription, error) {
+	op := "renew subscription " + id
+	s := models.NewSubscription()
+	exp := expiresAt.UTC()
+	s.SetExpirationDateTime(&exp)
+	st := &callState{}
+	out, err := c.sdk.Subscriptions().BySubscriptionId(id).Patch(withCall(ctx, st), s, nil)
+	if err != nil {
+		return Subscription{}, c.wrap(op, "", st, err)
+	}
+	return toSubscription(out), nil
+}
+
+// ReauthorizeSubscription answers a reauthorizationRequired lifecycle event.
+func (c *Client) ReauthorizeSubscription(ctx context.Context, id string) error {
+	st := &callState{}
+	err := c.sdk.Subscriptions().BySubscriptionId(id).Reauthorize().Post(withCall(ctx, st), nil)
+	return c.wrap("reauthorize subscription "+id, "", st, err)
+}
+
+// DeleteSubscription deletes a subscription. Deleting one that is already
+// gone returns a ClassNotFound error.
+func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
+	st := &callState{}
+	err := c.sdk.Subscriptions().BySubscriptionId(id).Delete(withCall(ctx, st), nil)
+	return c.wrap("delete subscription "+id, "", st, err)
+}
+
+// ListSubscriptions returns every active subscription of this application,
+// following nextLinks. ClientState is always empty: Graph does not return it.
+func (c *Client) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
+	const op = "list subscriptions"
+	st := &callState{}
+	ctx = withCall(ctx, st)
+	resp, err := c.sdk.Subscriptions().Get(ctx, nil)
+	var out []Subscription
+	for page := 0; ; page++ {
+		if err != nil {
+			return nil, c.wrap(op, "", st, err)
+		}
+		for _, s := range resp.GetValue() {
+			out = append(out, toSubscription(s))
+		}
+		next := resp.GetOdataNextLink()
+		if next == nil || *next == "" {
+			return out, nil
+		}
+		if page >= maxListPages {
+			return nil, &Error{Op: op, Class: ClassPermanent, Message: fmt.Sprintf("more than %d pages of subscriptions", maxListPages)}
+		}
+		if err := c.checkLink(*next); err != nil {
+			return nil, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+		}
+		resp, err = c.sdk.Subscriptions().WithUrl(*next).Get(ctx, nil)
+	}
+}
+
+func toSubscription(s models.Subscriptionable) Subscription {
+	if s == nil {
+		return Subscription{}
+	}
+	out := Subscription{
+		ID:                       deref(s.GetId()),
+		Resource:                 deref(s.GetResource()),
+		ChangeType:               deref(s.GetChangeType()),
+		NotificationURL:          deref(s.GetNotificationUrl()),
+		LifecycleNotificationURL: deref(s.GetLifecycleNotificationUrl()),
+		ClientState:              deref(s.GetClientState()),
+	}
+	if t := s.GetExpirationDateTime(); t != nil {
+		out.ExpiresAt = t.UTC()
+	}
+	return out
+}
+
+// checkSegment rejects values that would change the resource path.
+func checkSegment(what, v string) error {
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("%s is empty", what)
+	}
+	if strings.ContainsAny(v, "/'?#\\ \t\r\n") {
+		return fmt.Errorf("%s %q contains characters not allowed in a Graph resource path", what, v)
+	}
+	return nil
+}
+
+// checkLink refuses to follow a paging link to any other place than the
+// configured Graph endpoint.
+func (c *Client) checkLink(link string) error {
+	if !strings.HasPrefix(link, c.baseURL+"/") {
+		return fmt.Errorf("link %q does not point at %s", clip(link, 120), c.baseURL)
+	}
+	return nil
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
