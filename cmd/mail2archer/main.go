@@ -3,9 +3,16 @@
 //
 // Usage:
 //
-//	mail2archer [serve]     run the service (the default)
-//	mail2archer healthcheck GET /healthz on M2A_LISTEN_ADDR; exit 0 if alive
-//	mail2archer version     print the version
+//	mail2archer [serve]                      run the service (the default)
+//	mail2archer check                        check the configuration against Graph and Archer
+//	mail2archer sandbox [flags]              run everything against local simulators
+//	mail2archer sandbox deliver FILE.eml…    deliver emails to a running sandbox
+//	mail2archer jobs list [--state S]        list queued and ended jobs
+//	mail2archer jobs retry ID                run a job again
+//	mail2archer replay --mailbox M --message ID
+//	mail2archer subscriptions list|sync|delete ID…
+//	mail2archer healthcheck                  GET /healthz on M2A_LISTEN_ADDR; exit 0 if alive
+//	mail2archer version                      print the version
 //
 // Configuration comes from M2A_* environment variables; see the README.
 package main
@@ -38,9 +45,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		cmd = args[0]
 	}
+	rest := []string{}
+	if len(args) > 1 {
+		rest = args[1:]
+	}
 	switch cmd {
 	case "serve":
 		return serve(stderr)
+	case "check":
+		return check(stdout, stderr)
+	case "sandbox":
+		return sandboxCmd(rest, stdout, stderr)
+	case "jobs":
+		return jobsCmd(rest, stdout, stderr)
+	case "replay":
+		return replayCmd(rest, stdout, stderr)
+	case "subscriptions":
+		return subscriptionsCmd(rest, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(stderr)
 	case "version":
@@ -58,9 +79,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 const usage = `Usage: mail2archer [command]
 
 Commands:
-  serve        run the service (default)
-  healthcheck  check that the local service answers /healthz (exit 0 or 1)
-  version      print the version
+  serve                         run the service (default)
+  check                         check the configuration against Graph and Archer
+  sandbox [flags]               run the service against local Graph and Archer simulators
+  sandbox deliver FILE.eml...   deliver emails to a running sandbox
+  jobs list [--state S]         list jobs (available, retryable, cancelled, discarded, ...)
+  jobs retry ID                 run a job again now
+  replay --mailbox M --message ID
+                                process one email again on purpose
+  subscriptions list|sync|delete ID...
+                                show, reconcile and resync, or delete Graph subscriptions
+  healthcheck                   check that the local service answers /healthz (exit 0 or 1)
+  version                       print the version
 
 Configuration is read from M2A_* environment variables; see the README
 and .env.example.
@@ -77,7 +107,7 @@ func serve(stderr io.Writer) int {
 	defer stop()
 	log.Info().Str("version", buildVersion()).Str("listen_addr", cfg.ListenAddr).
 		Str("tenant_id", cfg.TenantID).Stringer("database_url", cfg.DatabaseURL).Msg("starting")
-	a, err := app.New(ctx, cfg, log)
+	a, err := app.New(ctx, cfg, log, app.Options{})
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return 1

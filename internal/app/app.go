@@ -18,9 +18,15 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
+	"github.com/mail2archer/mail2archer/internal/archer"
 	"github.com/mail2archer/mail2archer/internal/config"
+	"github.com/mail2archer/mail2archer/internal/email"
+	"github.com/mail2archer/mail2archer/internal/graph"
+	"github.com/mail2archer/mail2archer/internal/incident"
+	"github.com/mail2archer/mail2archer/internal/pipeline"
 	"github.com/mail2archer/mail2archer/internal/server"
 	"github.com/mail2archer/mail2archer/internal/store"
+	"github.com/mail2archer/mail2archer/subscriptions"
 )
 
 // App is one running instance of the service.
@@ -28,16 +34,41 @@ type App struct {
 	cfg      *config.Config
 	log      zerolog.Logger
 	store    *store.Store
+	graph    *graph.Client
+	archer   *archer.Client
+	mapping  *incident.Compiled
 	queue    *river.Client[storeTx]
+	subs     *subscriptions.Manager
 	http     *http.Server
 	listener net.Listener
 	started  atomic.Bool
 }
 
-// New opens the store (running migrations), builds the queue and the HTTP
-// server, and binds the listen address, so that Addr is known before Run.
-// On error everything opened so far is closed.
-func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (a *App, err error) {
+// Options are the parts of the service that tests and the sandbox replace;
+// the zero value is production.
+type Options struct {
+	// GraphHTTPClient and ArcherHTTPClient are the parent HTTP clients of
+	// the two outside systems (for example trusting a test CA).
+	GraphHTTPClient  *http.Client
+	ArcherHTTPClient *http.Client
+	// RetryPolicy replaces the queue's backoff.
+	RetryPolicy river.ClientRetryPolicy
+	// AfterCreate runs right after Archer created a record, before its id
+	// is stored (crash tests).
+	AfterCreate func(recordID int64)
+	// JobTimeout bounds one attempt of a message job; default 10 minutes.
+	JobTimeout time.Duration
+	// Listener, when set, is served instead of listening on
+	// M2A_LISTEN_ADDR; the App closes it.
+	Listener net.Listener
+}
+
+// New opens the store (running migrations), connects the Graph and Archer
+// clients, runs the mapping preflight against Archer, builds the queue and
+// the HTTP server, and binds the listen address, so that Addr is known
+// before Run. On error everything opened so far is closed; a broken mapping
+// is an error that lists every problem.
+func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) (a *App, err error) {
 	a = &App{cfg: cfg, log: log}
 	var cleanups []func() error
 	defer func() {
@@ -54,20 +85,91 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (a *App, e
 	}
 	cleanups = append(cleanups, a.store.Close)
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newQueueCollector(a.store))
+	outbound := newOutboundMetrics(reg)
+
+	a.archer, err = archer.New(archer.Config{
+		BaseURL: cfg.ArcherURL, APIPrefix: cfg.ArcherAPIPrefix, Instance: cfg.ArcherInstance,
+		Username: cfg.ArcherUsername, UserDomain: cfg.ArcherUserDomain, Password: cfg.ArcherPassword.Reveal(),
+		CAFile: cfg.ArcherCAFile, Timeout: cfg.ArcherTimeout,
+		HTTPClient: opts.ArcherHTTPClient, WrapTransport: outbound.transport("archer"),
+	}, log)
+	if err != nil {
+		return nil, fmt.Errorf("archer client: %w", err)
+	}
+	cleanups = append(cleanups, func() error { return a.archer.Close(context.Background()) })
+	a.graph, err = graph.New(graph.Config{
+		TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
+		CertificateFile: cfg.ClientCertificateFile, CertificatePassword: cfg.ClientCertificatePassword.Reveal(),
+		BaseURL: cfg.GraphBaseURL, AuthorityHost: cfg.GraphAuthorityHost,
+		HTTPClient: outbound.wrap("graph", opts.GraphHTTPClient),
+	}, log)
+	if err != nil {
+		return nil, fmt.Errorf("graph client: %w", err)
+	}
+
+	mapping, err := incident.Load(cfg.MappingFile)
+	if err != nil {
+		return nil, fmt.Errorf("M2A_MAPPING_FILE: %w", err)
+	}
+	a.mapping, err = mapping.Compile(ctx, a.archer)
+	if err != nil {
+		return nil, fmt.Errorf("mapping preflight against Archer: %w", err)
+	}
+
+	pm := pipeline.NewMetrics(reg)
+	wb := pipeline.WriteBackOptions{Category: cfg.WritebackCategory, MoveTo: cfg.WritebackMoveTo}
 	workers := river.NewWorkers()
-	registerWorkers(workers, log)
+	river.AddWorker(workers, pipeline.NewMessageWorker(pipeline.Options{
+		Graph: a.graph, Archer: a.archer, Store: a.store, Mapping: a.mapping,
+		Email:     email.Options{InternalDomains: cfg.InternalDomains},
+		WriteBack: wb, Timeout: opts.JobTimeout, Metrics: pm,
+		Logger: log, AfterCreate: opts.AfterCreate,
+	}))
+	wbw, err := pipeline.NewWriteBackWorker(a.graph, wb, pm, log)
+	if err != nil {
+		return nil, fmt.Errorf("M2A_WRITEBACK_CATEGORY: %w", err)
+	}
+	river.AddWorker(workers, wbw)
+	lifecycle := &lifecycleWorker{}
+	river.AddWorker(workers, lifecycle)
+	jobTimeout := opts.JobTimeout
+	if jobTimeout == 0 {
+		jobTimeout = 10 * time.Minute
+	}
+	retry := opts.RetryPolicy
+	if retry == nil {
+		retry = &backoff{base: 2 * time.Second, max: 30 * time.Minute}
+	}
 	a.queue, err = a.store.NewQueue(&river.Config{
-		Queues:  map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
-		Workers: workers,
-		Logger:  slog.New(zerolog.NewSlogHandler(log.With().Str("component", "queue").Logger().Level(maxLevel(log.GetLevel(), zerolog.WarnLevel)))),
+		Queues:      map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		Workers:     workers,
+		MaxAttempts: cfg.MaxAttempts,
+		RetryPolicy: retry,
+		// A job still "running" this long after its timeout belonged to a
+		// process that died; make it available again.
+		RescueStuckJobsAfter: jobTimeout + time.Minute,
+		Logger:               slog.New(zerolog.NewSlogHandler(log.With().Str("component", "queue").Logger().Level(maxLevel(log.GetLevel(), zerolog.WarnLevel)))),
 	})
 	if err != nil {
 		return nil, err
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newQueueCollector(a.store))
+	since, _ := cfg.InitialSync() // validated with the configuration
+	a.subs, err = subscriptions.New(subscriptions.Config{
+		Mailboxes: cfg.MailboxList(), Folder: cfg.MailFolder,
+		NotificationURL: cfg.WebhookURL(), LifecycleURL: cfg.LifecycleURL(),
+		AllowHTTP: cfg.AllowInsecurePublicURL, MaxLifetime: cfg.SubscriptionLifetime,
+		ResyncInterval: cfg.ResyncInterval, InitialSyncSince: since, FullResyncWindow: cfg.FullResyncWindow,
+	}, subsGraph{a.graph}, subsStore{a.store}, resyncQueue{a.queue, a.store},
+		subscriptions.Options{Logger: log, Registerer: reg})
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: %w", err)
+	}
+	lifecycle.subs = a.subs
+
 	proxies, err := cfg.TrustedProxyPrefixes()
 	if err != nil {
 		return nil, err
@@ -95,12 +197,18 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger) (a *App, e
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(zerolog.NewSlogHandler(log.With().Str("component", "http").Logger()), slog.LevelWarn),
 	}
-	a.listener, err = net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s (M2A_LISTEN_ADDR): %w", cfg.ListenAddr, err)
+	a.listener = opts.Listener
+	if a.listener == nil {
+		a.listener, err = net.Listen("tcp", cfg.ListenAddr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s (M2A_LISTEN_ADDR): %w", cfg.ListenAddr, err)
+		}
 	}
 	return a, nil
 }
+
+// Mapping is the mapping resolved against Archer at start.
+func (a *App) Mapping() *incident.Compiled { return a.mapping }
 
 // Addr is the address the server listens on.
 func (a *App) Addr() string { return a.listener.Addr().String() }
@@ -117,6 +225,10 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("start queue: %w", err)
 	}
 	a.started.Store(true)
+	subsCtx, subsCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer subsCancel()
+	subsDone := make(chan error, 1)
+	go func() { subsDone <- a.subs.Run(subsCtx) }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.http.Serve(a.listener) }()
 	a.log.Info().Str("addr", a.Addr()).Str("public_url", a.cfg.PublicURL).Msg("mail2archer is serving")
@@ -135,6 +247,10 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.http.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop http server: %w", err))
 	}
+	subsCancel()
+	if err := <-subsDone; err != nil && !errors.Is(err, context.Canceled) {
+		errs = append(errs, fmt.Errorf("stop subscriptions: %w", err))
+	}
 	a.started.Store(false)
 	// Give running jobs most of the remaining time, then cancel them; a
 	// cancelled job is retried after the restart.
@@ -144,6 +260,9 @@ func (a *App) Run(ctx context.Context) error {
 		if err := a.queue.StopAndCancel(sctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop queue: %w", err))
 		}
+	}
+	if err := a.archer.Close(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("archer logout: %w", err))
 	}
 	if err := a.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close database: %w", err))
@@ -176,6 +295,15 @@ func (a *App) checks() []server.Check {
 			}
 			return fmt.Sprintf("%d available, %d running, %d retryable, %d discarded",
 				counts["available"], counts["running"], counts["retryable"], counts["discarded"]), nil
+		}},
+		{Name: "subscriptions", Fn: func(context.Context) (string, error) {
+			return a.subs.Summary(), a.subs.Ready()
+		}},
+		{Name: "archer", Fn: func(ctx context.Context) (string, error) {
+			if err := a.archer.Ping(ctx); err != nil {
+				return "", err
+			}
+			return "session valid", nil
 		}},
 	}
 }

@@ -3,38 +3,30 @@ package app
 import (
 	"context"
 	"database/sql"
-	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/riverqueue/river"
-	"github.com/rs/zerolog"
+	"github.com/riverqueue/river/rivertype"
 
-	"github.com/mail2archer/mail2archer/internal/jobs"
 	"github.com/mail2archer/mail2archer/internal/store"
 )
 
 type storeTx = *sql.Tx
 
-// pendingWorker holds a job kind whose processing this version does not
-// have. It fails the attempt on purpose, so the job is never marked done and
-// stays visible in the queue, retried with River's backoff, until a version
-// with the real worker processes it.
-type pendingWorker[T river.JobArgs] struct {
-	river.WorkerDefaults[T]
-	log zerolog.Logger
+// backoff is the queue's retry policy: exponential from base, capped at
+// max, with up to 20 % random jitter so retries of many jobs spread out.
+type backoff struct {
+	base, max time.Duration
 }
 
-func (w *pendingWorker[T]) Work(_ context.Context, job *river.Job[T]) error {
-	w.log.Warn().Int64("job_id", job.ID).Str("kind", job.Kind).Int("attempt", job.Attempt).
-		Msg("job kept: this version queues it but does not process it yet")
-	return fmt.Errorf("%s job %d: processing is not available in this version; the job is kept", job.Kind, job.ID)
-}
-
-func registerWorkers(w *river.Workers, log zerolog.Logger) {
-	l := log.With().Str("component", "worker").Logger()
-	river.AddWorker(w, &pendingWorker[jobs.ProcessMessage]{log: l})
-	river.AddWorker(w, &pendingWorker[jobs.Lifecycle]{log: l})
+func (b *backoff) NextRetry(job *rivertype.JobRow) time.Time {
+	d := b.base << min(job.Attempt, 30)
+	if d <= 0 || d > b.max {
+		d = b.max
+	}
+	d += time.Duration(rand.Int64N(int64(d)/5 + 1))
+	return time.Now().Add(d)
 }
 
 // queueCollector reports the number of jobs in each state at scrape time.

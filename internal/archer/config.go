@@ -43,6 +43,9 @@ type Config struct {
 	// HTTPClient, when set, is used as is (its transport, TLS settings,
 	// timeout and redirect policy).
 	HTTPClient *http.Client
+	// WrapTransport, when set, wraps the transport of the client in use
+	// (for metrics); CAFile, Timeout and the redirect policy are kept.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // String describes the configuration without the password.
@@ -96,10 +99,26 @@ func (c Config) validate() (*url.URL, string, error) {
 	return base, prefix, nil
 }
 
-// httpClient builds the client used when Config.HTTPClient is nil: the
-// default transport with the extra CA, the timeout, and redirects returned
-// to the caller instead of followed (a redirect means SSO or a wrong URL).
+// httpClient returns the client in use, its transport wrapped by
+// WrapTransport when that is set.
 func (c Config) httpClient() (*http.Client, error) {
+	hc, err := c.baseHTTPClient()
+	if err != nil || c.WrapTransport == nil {
+		return hc, err
+	}
+	wrapped := *hc
+	base := wrapped.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	wrapped.Transport = c.WrapTransport(base)
+	return &wrapped, nil
+}
+
+// baseHTTPClient is Config.HTTPClient, or else the default transport with
+// the extra CA, the timeout, and redirects returned to the caller instead of
+// followed (a redirect means SSO or a wrong URL).
+func (c Config) baseHTTPClient() (*http.Client, error) {
 	if c.HTTPClient != nil {
 		return c.HTTPClient, nil
 	}

@@ -55,6 +55,68 @@ type Config struct {
 	TrustedProxies []string `envconfig:"TRUSTED_PROXIES" default:"127.0.0.0/8,::1/128"`
 	// Workers is the number of jobs processed at once.
 	Workers int `envconfig:"WORKERS" default:"4"`
+	// MaxAttempts bounds the attempts of one job before it is discarded.
+	MaxAttempts int `envconfig:"MAX_ATTEMPTS" default:"12"`
+
+	// ClientID is the application (client) id of the Entra app registration.
+	ClientID string `envconfig:"CLIENT_ID"`
+	// ClientSecret authenticates the app with a client secret.
+	ClientSecret Secret `envconfig:"CLIENT_SECRET" secret:"true"`
+	// ClientCertificateFile authenticates the app with a certificate: a PEM
+	// or PKCS#12 file holding the certificate and its private key.
+	ClientCertificateFile string `envconfig:"CLIENT_CERTIFICATE_FILE"`
+	// ClientCertificatePassword decrypts ClientCertificateFile.
+	ClientCertificatePassword Secret `envconfig:"CLIENT_CERTIFICATE_PASSWORD" secret:"true"`
+	// GraphBaseURL is the Microsoft Graph endpoint with its version.
+	GraphBaseURL string `envconfig:"GRAPH_BASE_URL" default:"https://graph.microsoft.com/v1.0"`
+	// GraphAuthorityHost overrides the Entra ID authority (national clouds,
+	// the sandbox's simulator).
+	GraphAuthorityHost string `envconfig:"GRAPH_AUTHORITY_HOST"`
+	// Mailboxes are the phishing-report mailboxes (UPN or user id).
+	Mailboxes []string `envconfig:"MAILBOXES"`
+	// MailFolder is the folder watched in every mailbox.
+	MailFolder string `envconfig:"MAIL_FOLDER" default:"Inbox"`
+	// SubscriptionLifetime is the lifetime requested for each Graph
+	// subscription (renewed at about half of it).
+	SubscriptionLifetime time.Duration `envconfig:"SUBSCRIPTION_LIFETIME" default:"10000m"`
+	// ResyncInterval is the period of the backstop delta sweep.
+	ResyncInterval time.Duration `envconfig:"RESYNC_INTERVAL" default:"15m"`
+	// InitialSyncSince bounds the first delta sweep of a folder (RFC 3339);
+	// empty means the time the mailbox was first seen.
+	InitialSyncSince string `envconfig:"INITIAL_SYNC_SINCE"`
+	// FullResyncWindow bounds the full sweep after an expired delta link.
+	FullResyncWindow time.Duration `envconfig:"FULL_RESYNC_WINDOW" default:"72h"`
+	// InternalDomains are the organisation's own domains, for lookalike and
+	// display-name spoofing detection.
+	InternalDomains []string `envconfig:"INTERNAL_DOMAINS"`
+	// WritebackCategory is the category template written to a processed
+	// message ({{.RecordID}} is the Archer record id); empty writes none.
+	WritebackCategory string `envconfig:"WRITEBACK_CATEGORY" default:"Archer {{.RecordID}}"`
+	// WritebackMoveTo moves a processed message to this folder; empty
+	// leaves it where it is.
+	WritebackMoveTo string `envconfig:"WRITEBACK_MOVE_TO"`
+
+	// ArcherURL is Archer's base URL including the virtual directory, e.g.
+	// https://archer.example.com/RSAArcher.
+	ArcherURL string `envconfig:"ARCHER_URL"`
+	// ArcherAPIPrefix is the REST prefix: platformapi (6.5 and later) or api.
+	ArcherAPIPrefix string `envconfig:"ARCHER_API_PREFIX" default:"platformapi"`
+	// ArcherInstance is the Archer instance name.
+	ArcherInstance string `envconfig:"ARCHER_INSTANCE"`
+	// ArcherUsername is the Archer API user.
+	ArcherUsername string `envconfig:"ARCHER_USERNAME"`
+	// ArcherUserDomain is the user's domain; empty for local users.
+	ArcherUserDomain string `envconfig:"ARCHER_USER_DOMAIN"`
+	// ArcherPassword is the API user's password.
+	ArcherPassword Secret `envconfig:"ARCHER_PASSWORD" secret:"true"`
+	// ArcherCAFile is a PEM bundle trusted for Archer's certificate, in
+	// addition to the system's.
+	ArcherCAFile string `envconfig:"ARCHER_CA_FILE"`
+	// ArcherTimeout bounds one Archer request.
+	ArcherTimeout time.Duration `envconfig:"ARCHER_TIMEOUT" default:"60s"`
+	// MappingFile is the YAML file mapping Archer fields to email data.
+	MappingFile string `envconfig:"MAPPING_FILE" default:"./mapping.yaml"`
+
 	// LogLevel is the minimum level logged: debug, info, warn or error.
 	LogLevel string `envconfig:"LOG_LEVEL" default:"info"`
 	// LogFormat is json, console, or auto (console on a terminal, else json).
@@ -93,6 +155,38 @@ func Load() (*Config, error) {
 		return nil, problems
 	}
 	return &cfg, nil
+}
+
+// Defaults returns the configuration with every default applied and nothing
+// else set; the sandbox and tests fill in the rest and call Validate.
+func Defaults() *Config {
+	var cfg Config
+	v := reflect.ValueOf(&cfg).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		def, ok := f.Tag.Lookup("default")
+		if !ok {
+			continue
+		}
+		// Parse the default with envconfig, through a variable nobody sets.
+		tmp := reflect.New(reflect.StructOf([]reflect.StructField{{Name: "V", Type: f.Type,
+			Tag: reflect.StructTag(`envconfig:"M2A_DEFAULTS_ONLY_` + strings.ToUpper(f.Name) + `" default:"` + def + `"`)}}))
+		if err := envconfig.Process("", tmp.Interface()); err != nil {
+			panic(fmt.Sprintf("config: default of %s does not parse: %v", f.Name, err))
+		}
+		v.Field(i).Set(tmp.Elem().Field(0))
+	}
+	return &cfg
+}
+
+// Validate checks a configuration built in code, as Load checks one read
+// from the environment.
+func (c *Config) Validate() error {
+	if p := c.validate(); len(p) > 0 {
+		return p
+	}
+	return nil
 }
 
 // varName returns the environment variable of a Config field.
@@ -171,6 +265,11 @@ func (c *Config) validate() Problems {
 	if _, err := c.TrustedProxyPrefixes(); err != nil {
 		p = append(p, "M2A_TRUSTED_PROXIES: "+err.Error())
 	}
+	if c.MaxAttempts < 1 || c.MaxAttempts > 100 {
+		p = append(p, fmt.Sprintf("M2A_MAX_ATTEMPTS: %d is out of range 1..100", c.MaxAttempts))
+	}
+	p = append(p, c.validateGraph()...)
+	p = append(p, c.validateArcher()...)
 	if c.Workers < 1 || c.Workers > 256 {
 		p = append(p, fmt.Sprintf("M2A_WORKERS: %d is out of range 1..256", c.Workers))
 	}
@@ -281,4 +380,122 @@ func checkDatabaseURL(raw string) error {
 	default:
 		return fmt.Errorf("unknown scheme %q; use sqlite://PATH", scheme)
 	}
+}
+
+func (c *Config) validateGraph() Problems {
+	var p Problems
+	if c.ClientID == "" {
+		p = append(p, "M2A_CLIENT_ID is required: the Application (client) ID of the app registration in Microsoft Entra ID")
+	} else if !isGUID(c.ClientID) {
+		p = append(p, fmt.Sprintf("M2A_CLIENT_ID: %q is not a GUID", c.ClientID))
+	}
+	if c.ClientSecret != "" && c.ClientCertificateFile != "" {
+		p = append(p, "M2A_CLIENT_SECRET and M2A_CLIENT_CERTIFICATE_FILE are both set: choose one credential")
+	}
+	if err := checkHTTPSURL(c.GraphBaseURL, c.AllowInsecurePublicURL); err != nil {
+		p = append(p, "M2A_GRAPH_BASE_URL: "+err.Error())
+	}
+	if c.GraphAuthorityHost != "" {
+		if err := checkHTTPSURL(c.GraphAuthorityHost, false); err != nil {
+			p = append(p, "M2A_GRAPH_AUTHORITY_HOST: "+err.Error())
+		}
+	}
+	mailboxes := c.MailboxList()
+	if len(mailboxes) == 0 {
+		p = append(p, "M2A_MAILBOXES is required: the phishing-report mailbox(es), comma-separated, e.g. phish@contoso.com")
+	}
+	for _, m := range mailboxes {
+		if strings.ContainsAny(m, " /\\?#'\"") {
+			p = append(p, fmt.Sprintf("M2A_MAILBOXES: %q is not a mailbox address or user id", m))
+		}
+	}
+	if c.SubscriptionLifetime < 45*time.Minute || c.SubscriptionLifetime > 10070*time.Minute {
+		p = append(p, fmt.Sprintf("M2A_SUBSCRIPTION_LIFETIME: %s is outside Graph's 45m..10070m", c.SubscriptionLifetime))
+	}
+	if c.ResyncInterval < time.Minute {
+		p = append(p, "M2A_RESYNC_INTERVAL: must be at least 1m")
+	}
+	if c.FullResyncWindow <= 0 {
+		p = append(p, "M2A_FULL_RESYNC_WINDOW: must be a positive duration such as 72h")
+	}
+	if _, err := c.InitialSync(); err != nil {
+		p = append(p, "M2A_INITIAL_SYNC_SINCE: "+err.Error())
+	}
+	if strings.TrimSpace(c.MailFolder) == "" || strings.ContainsAny(c.MailFolder, "'/\\") {
+		p = append(p, fmt.Sprintf("M2A_MAIL_FOLDER: %q is not a folder name or id", c.MailFolder))
+	}
+	return p
+}
+
+func (c *Config) validateArcher() Problems {
+	var p Problems
+	if c.ArcherURL == "" {
+		p = append(p, "M2A_ARCHER_URL is required: Archer's address with its virtual directory, e.g. https://archer.example.com/RSAArcher")
+	} else if err := checkHTTPSURL(c.ArcherURL, c.AllowInsecurePublicURL); err != nil {
+		p = append(p, "M2A_ARCHER_URL: "+err.Error())
+	}
+	switch c.ArcherAPIPrefix {
+	case "platformapi", "api":
+	default:
+		p = append(p, fmt.Sprintf("M2A_ARCHER_API_PREFIX: %q is neither platformapi (Archer 6.5 and later) nor api", c.ArcherAPIPrefix))
+	}
+	if c.ArcherInstance == "" {
+		p = append(p, "M2A_ARCHER_INSTANCE is required: the instance name shown on Archer's login page (e.g. Default)")
+	}
+	if c.ArcherUsername == "" {
+		p = append(p, "M2A_ARCHER_USERNAME is required: the Archer API user")
+	}
+	if c.ArcherPassword == "" {
+		p = append(p, "M2A_ARCHER_PASSWORD (or M2A_ARCHER_PASSWORD_FILE) is required: the Archer API user's password")
+	}
+	if c.ArcherTimeout <= 0 {
+		p = append(p, "M2A_ARCHER_TIMEOUT: must be a positive duration such as 60s")
+	}
+	if c.MappingFile == "" {
+		p = append(p, "M2A_MAPPING_FILE is required: the mapping of Archer fields (see api/mapping.example.yaml)")
+	}
+	return p
+}
+
+// InitialSync parses InitialSyncSince; zero when it is empty.
+func (c *Config) InitialSync() (time.Time, error) {
+	if c.InitialSyncSince == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, c.InitialSyncSince)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time such as 2026-11-01T00:00:00Z", c.InitialSyncSince)
+	}
+	return t, nil
+}
+
+// MailboxList returns the configured mailboxes, trimmed, without empties
+// and duplicates (compared ignoring case).
+func (c *Config) MailboxList() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range c.Mailboxes {
+		m = strings.TrimSpace(m)
+		if m == "" || seen[strings.ToLower(m)] {
+			continue
+		}
+		seen[strings.ToLower(m)] = true
+		out = append(out, m)
+	}
+	return out
+}
+
+// checkHTTPSURL accepts an absolute https URL, or http when allowInsecure.
+func checkHTTPSURL(raw string, allowInsecure bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	if u.User != nil {
+		return errors.New("must not contain credentials")
+	}
+	if u.Scheme == "https" || (u.Scheme == "http" && allowInsecure) {
+		return nil
+	}
+	return fmt.Errorf("%q must use https", raw)
 }

@@ -25,6 +25,13 @@ func minimal(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("M2A_TENANT_ID", tenant)
 	t.Setenv("M2A_PUBLIC_URL", "https://mail2archer.example.com")
+	t.Setenv("M2A_CLIENT_ID", "24d3b144-21ae-4080-943f-7067b395b913")
+	t.Setenv("M2A_CLIENT_SECRET", "app-secret-value")
+	t.Setenv("M2A_MAILBOXES", "phish@contoso.com, Phish@contoso.com ,abuse@contoso.com")
+	t.Setenv("M2A_ARCHER_URL", "https://archer.contoso.com/RSAArcher")
+	t.Setenv("M2A_ARCHER_INSTANCE", "Default")
+	t.Setenv("M2A_ARCHER_USERNAME", "svc_mail2archer")
+	t.Setenv("M2A_ARCHER_PASSWORD", "archer-password-value")
 }
 
 // clearEnv removes every M2A_ variable for the test.
@@ -48,6 +55,9 @@ func TestDefaults(t *testing.T) {
 		cfg.MaxBodyBytes != 1<<20 || cfg.ShutdownTimeout != 25*time.Second || cfg.Workers != 4 {
 		t.Errorf("defaults: %+v", cfg)
 	}
+	if got := cfg.MailboxList(); len(got) != 2 || got[0] != "phish@contoso.com" || got[1] != "abuse@contoso.com" {
+		t.Errorf("mailboxes %v", got)
+	}
 	if cfg.WebhookURL() != "https://mail2archer.example.com/webhooks/graph" ||
 		cfg.LifecycleURL() != "https://mail2archer.example.com/webhooks/graph/lifecycle" {
 		t.Errorf("urls %s %s", cfg.WebhookURL(), cfg.LifecycleURL())
@@ -67,6 +77,8 @@ func TestEveryProblemIsReportedAtOnce(t *testing.T) {
 	}
 	msg := err.Error()
 	for _, want := range []string{"M2A_TENANT_ID is required", "M2A_PUBLIC_URL is required",
+		"M2A_CLIENT_ID is required", "M2A_MAILBOXES is required", "M2A_ARCHER_URL is required",
+		"M2A_ARCHER_INSTANCE is required", "M2A_ARCHER_USERNAME is required", "M2A_ARCHER_PASSWORD",
 		"M2A_MAX_BODY_BYTES", "M2A_SHUTDOWN_TIMEOUT", "M2A_LOG_LEVEL", "M2A_DATABASE_URL"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
@@ -93,6 +105,13 @@ func TestValidation(t *testing.T) {
 		{"bad proxy", "M2A_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local", "proxy.local"},
 		{"workers", "M2A_WORKERS", "0", "M2A_WORKERS"},
 		{"log format", "M2A_LOG_FORMAT", "xml", "M2A_LOG_FORMAT"},
+		{"client id not a GUID", "M2A_CLIENT_ID", "mail2archer", "not a GUID"},
+		{"two credentials", "M2A_CLIENT_CERTIFICATE_FILE", "/run/secrets/cert.pem", "both set"},
+		{"archer over http", "M2A_ARCHER_URL", "http://archer.contoso.com/RSAArcher", "must use https"},
+		{"archer prefix", "M2A_ARCHER_API_PREFIX", "rest", "platformapi"},
+		{"mailbox with a path", "M2A_MAILBOXES", "phish@contoso.com/../x", "not a mailbox"},
+		{"folder with a quote", "M2A_MAIL_FOLDER", "In'box", "M2A_MAIL_FOLDER"},
+		{"attempts", "M2A_MAX_ATTEMPTS", "0", "M2A_MAX_ATTEMPTS"},
 		{"negative timeout", "M2A_READ_TIMEOUT", "-1s", "M2A_READ_TIMEOUT"},
 	}
 	for _, tt := range tests {
@@ -161,6 +180,20 @@ func TestSecretFromFile(t *testing.T) {
 	})
 }
 
+func TestSecretsNeverReachErrors(t *testing.T) {
+	minimal(t)
+	t.Setenv("M2A_CLIENT_ID", "not-a-guid")
+	_, err := Load()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, s := range []string{"app-secret-value", "archer-password-value"} {
+		if strings.Contains(err.Error(), s) {
+			t.Errorf("error leaks %q: %v", s, err)
+		}
+	}
+}
+
 func TestSecretNeverPrints(t *testing.T) {
 	const value = "sqlite:///tmp/hunter2.db"
 	s := Secret(value)
@@ -202,5 +235,23 @@ func TestEveryVariableIsDocumented(t *testing.T) {
 		if !strings.Contains(string(readme), "| `"+name+"` |") {
 			t.Errorf("README configuration table lacks %s", name)
 		}
+	}
+}
+
+func TestDefaultsMatchLoad(t *testing.T) {
+	minimal(t)
+	loaded, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Defaults()
+	d.TenantID, d.PublicURL, d.ClientID, d.ClientSecret = loaded.TenantID, loaded.PublicURL, loaded.ClientID, loaded.ClientSecret
+	d.Mailboxes, d.ArcherURL, d.ArcherInstance = loaded.Mailboxes, loaded.ArcherURL, loaded.ArcherInstance
+	d.ArcherUsername, d.ArcherPassword = loaded.ArcherUsername, loaded.ArcherPassword
+	if !reflect.DeepEqual(d, loaded) {
+		t.Errorf("Defaults()\n%+v\nLoad()\n%+v", d, loaded)
+	}
+	if err := d.Validate(); err != nil {
+		t.Error(err)
 	}
 }

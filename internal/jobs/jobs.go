@@ -18,8 +18,14 @@ type ProcessMessage struct {
 	Mailbox string `json:"mailbox" river:"unique"`
 	// MessageID is Graph's immutable id of the message.
 	MessageID string `json:"message_id" river:"unique"`
-	// Source says what queued the job: "notification" or "resync".
+	// Source says what queued the job: "notification", "resync" or
+	// "replay".
 	Source string `json:"source,omitempty"`
+	// Replay, when set, asks for the email to be processed again on
+	// purpose: the worker looks the record up by its key and creates it
+	// only when Archer has none. It holds a value unique to the replay
+	// (its time), which makes the job distinct from the email's first.
+	Replay string `json:"replay,omitempty" river:"unique"`
 }
 
 // Kind identifies the job kind in the queue.
@@ -56,3 +62,23 @@ const (
 	EventSubscriptionRemoved     = "subscriptionRemoved"
 	EventMissed                  = "missed"
 )
+
+// WriteBack writes an incident's record id back to the reported message:
+// a category and, when configured, a move to another folder. It is queued
+// in the same transaction that stores the record id.
+type WriteBack struct {
+	Mailbox   string `json:"mailbox" river:"unique"`
+	MessageID string `json:"message_id" river:"unique"`
+	RecordID  int64  `json:"record_id"`
+	// Categories are the message's categories when it was fetched; the
+	// new one is added to them.
+	Categories []string `json:"categories,omitempty"`
+}
+
+// Kind identifies the job kind in the queue.
+func (WriteBack) Kind() string { return "write_back" }
+
+// InsertOpts makes the job unique by its mailbox and message id.
+func (WriteBack) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}

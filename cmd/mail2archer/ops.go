@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mail2archer/mail2archer/internal/app"
+	"github.com/mail2archer/mail2archer/internal/config"
+	"github.com/mail2archer/mail2archer/internal/store"
+)
+
+// loadQuiet loads the configuration for an operator command; logs go to
+// stderr at warn level so the command's own output stays readable.
+func loadQuiet(stderr io.Writer) (*config.Config, zerolog.Logger, bool) {
+	cfg, err := config.Load()
+	if err != nil {
+		_, _ = fmt.Fprintln(stderr, err)
+		return nil, zerolog.Nop(), false
+	}
+	log := newLogger(cfg, stderr).Level(zerolog.WarnLevel)
+	return cfg, log, true
+}
+
+func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger, stderr io.Writer) (*store.Store, bool) {
+	st, err := store.Open(ctx, cfg.DatabaseURL.Reveal(), log)
+	if err != nil {
+		_, _ = fmt.Fprintln(stderr, "open the state database:", err)
+		return nil, false
+	}
+	return st, true
+}
+
+func check(stdout, stderr io.Writer) int {
+	cfg, log, ok := loadQuiet(stderr)
+	if !ok {
+		_, _ = fmt.Fprintln(stdout, "✘ configuration  fix the variables listed above")
+		return 1
+	}
+	_, _ = fmt.Fprintln(stdout, "✔ configuration")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if !app.WriteCheck(stdout, app.Check(ctx, cfg, log, app.Options{})) {
+		return 1
+	}
+	return 0
+}
+
+func jobsCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		_, _ = fmt.Fprintln(stderr, "usage: mail2archer jobs list [--state S] [--limit N] | jobs retry ID")
+		return 2
+	}
+	cfg, log, ok := loadQuiet(stderr)
+	if !ok {
+		return 2
+	}
+	ctx := context.Background()
+	switch args[0] {
+	case "list":
+		fs := flag.NewFlagSet("jobs list", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		state := fs.String("state", "", "only jobs in this state (available, scheduled, running, retryable, completed, cancelled, discarded)")
+		limit := fs.Int("limit", 50, "at most this many jobs, newest first")
+		if err := fs.Parse(args[1:]); err != nil {
+			return 2
+		}
+		st, ok := openStore(ctx, cfg, log, stderr)
+		if !ok {
+			return 1
+		}
+		defer func() { _ = st.Close() }()
+		if err := app.ListJobs(ctx, st, *state, *limit, stdout); err != nil {
+			_, _ = fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	case "retry":
+		if len(args) != 2 {
+			_, _ = fmt.Fprintln(stderr, "usage: mail2archer jobs retry ID")
+			return 2
+		}
+		id, err := strconv.ParseInt(args[1], 10, 64)
+		if err != nil {
+			_, _ = fmt.Fprintf(stderr, "%q is not a job id\n", args[1])
+			return 2
+		}
+		st, ok := openStore(ctx, cfg, log, stderr)
+		if !ok {
+			return 1
+		}
+		defer func() { _ = st.Close() }()
+		if err := app.RetryJob(ctx, st, id, stdout); err != nil {
+			_, _ = fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
+	_, _ = fmt.Fprintf(stderr, "unknown jobs command %q; use list or retry\n", args[0])
+	return 2
+}
+
+func replayCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mailbox := fs.String("mailbox", "", "the mailbox the email is in")
+	message := fs.String("message", "", "the email's Graph message id (see jobs list)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, log, ok := loadQuiet(stderr)
+	if !ok {
+		return 2
+	}
+	ctx := context.Background()
+	st, ok := openStore(ctx, cfg, log, stderr)
+	if !ok {
+		return 1
+	}
+	defer func() { _ = st.Close() }()
+	if err := app.Replay(ctx, st, *mailbox, *message, stdout); err != nil {
+		_, _ = fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func subscriptionsCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		_, _ = fmt.Fprintln(stderr, "usage: mail2archer subscriptions list | sync | delete ID...")
+		return 2
+	}
+	cfg, log, ok := loadQuiet(stderr)
+	if !ok {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := app.Subscriptions(ctx, cfg, log, app.Options{}, args, stdout); err != nil {
+		_, _ = fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mail2archer/mail2archer/internal/config"
+	"github.com/mail2archer/mail2archer/internal/sandbox"
+	"github.com/mail2archer/mail2archer/internal/sim/archersim"
+)
+
+func sandboxCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "deliver" {
+		return sandboxDeliver(args[1:], stdout, stderr)
+	}
+	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "sandbox-data", "directory for the sandbox's state (wiped at start)")
+	mapping := fs.String("mapping", "", "mapping file to rehearse (default: api/mapping.example.yaml)")
+	fixture := fs.String("fixture", "", "Archer schema fixture, JSON (default: the simulator's Security Incidents)")
+	listen := fs.String("listen", "127.0.0.1:8080", "the service's address")
+	graphAddr := fs.String("graph", "127.0.0.1:8443", "the Graph simulator's address (https)")
+	archerAddr := fs.String("archer", "127.0.0.1:8090", "the Archer simulator's address")
+	control := fs.String("control", "127.0.0.1:8025", "the sandbox's control address, used by `sandbox deliver`")
+	noSamples := fs.Bool("no-samples", false, "do not deliver the shipped sample reports")
+	verbose := fs.Bool("v", false, "show the service's logs")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	level := zerolog.WarnLevel
+	if *verbose {
+		level = zerolog.InfoLevel
+	}
+	log := newLogger(&config.Config{LogFormat: "console", LogLevel: "info"}, stderr).Level(level)
+	opts := sandbox.Options{Dir: *dir, MappingFile: *mapping, ListenAddr: *listen, GraphAddr: *graphAddr,
+		ArcherAddr: *archerAddr, Logger: log}
+	if *fixture != "" {
+		f, err := archersim.LoadFixture(*fixture)
+		if err != nil {
+			_, _ = fmt.Fprintln(stderr, err)
+			return 2
+		}
+		opts.Fixture = f
+	}
+	if err := os.RemoveAll(*dir); err != nil {
+		_, _ = fmt.Fprintln(stderr, err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	sb, err := sandbox.Start(ctx, opts)
+	if err != nil {
+		_, _ = fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer func() {
+		if err := sb.Stop(); err != nil {
+			_, _ = fmt.Fprintln(stderr, "stop:", err)
+		}
+	}()
+	ln, err := net.Listen("tcp", *control)
+	if err != nil {
+		_, _ = fmt.Fprintln(stderr, "control address:", err)
+		return 1
+	}
+	ctl := &http.Server{Handler: sb.ControlHandler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = ctl.Serve(ln) }()
+	defer func() { _ = ctl.Close() }()
+
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := sb.WaitReady(wctx); err != nil {
+		_, _ = fmt.Fprintln(stderr, err)
+		return 1
+	}
+	_, _ = fmt.Fprintf(stdout, "mail2archer sandbox ready in %s: Graph and Archer simulators, mailbox %s\n",
+		time.Since(start).Round(time.Millisecond), sandbox.Mailbox)
+	if !*noSamples {
+		samples := sandbox.Samples()
+		for _, s := range samples {
+			if _, err := sb.Deliver(s.MIME); err != nil {
+				_, _ = fmt.Fprintf(stderr, "deliver %s: %v\n", s.Name, err)
+				return 1
+			}
+			_, _ = fmt.Fprintf(stdout, "delivered %s\n", s.Name)
+		}
+		recs, err := sb.WaitRecords(wctx, len(samples))
+		if err != nil {
+			_, _ = fmt.Fprintln(stderr, err)
+			return 1
+		}
+		_, _ = fmt.Fprintf(stdout, "\n%d incidents created in Archer, %s after start:\n\n", len(recs), time.Since(start).Round(time.Millisecond))
+		_ = sandbox.WriteTable(stdout, recs)
+	}
+	_, _ = fmt.Fprintf(stdout, `
+Where to look:
+  readiness     %[1]s/readyz
+  metrics       %[1]s/metrics
+  incidents     %[2]s/sim/records   (JSON: %[2]s/sim/records.json)
+  more email    mail2archer sandbox deliver FILE.eml...   (or POST it to http://%[3]s/deliver)
+  jobs          M2A_DATABASE_URL=sqlite://%[4]s/mail2archer.db … mail2archer jobs list
+Press Ctrl-C to stop.
+`, sb.ServiceURL(), sb.ArcherURL, *control, *dir)
+	known := len(sb.Archer.Records())
+	for {
+		select {
+		case <-ctx.Done():
+			_, _ = fmt.Fprintln(stdout, "\nstopping")
+			return 0
+		case <-time.After(250 * time.Millisecond):
+		}
+		if recs := sb.Archer.Records(); len(recs) > known {
+			_ = sandbox.WriteTable(stdout, recs[known:])
+			known = len(recs)
+		}
+	}
+}
+
+func sandboxDeliver(files []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sandbox deliver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	control := fs.String("control", "127.0.0.1:8025", "the running sandbox's control address")
+	if err := fs.Parse(files); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		_, _ = fmt.Fprintln(stderr, "usage: mail2archer sandbox deliver [--control ADDR] FILE.eml...")
+		return 2
+	}
+	code := 0
+	for _, f := range fs.Args() {
+		b, err := os.ReadFile(f)
+		if err == nil && len(b) == 0 {
+			err = errors.New("empty file")
+		}
+		if err != nil {
+			_, _ = fmt.Fprintf(stderr, "%s: %v\n", f, err)
+			code = 1
+			continue
+		}
+		id, err := sandbox.DeliverTo(context.Background(), *control, b)
+		if err != nil {
+			_, _ = fmt.Fprintf(stderr, "%s: %v\n", f, err)
+			code = 1
+			continue
+		}
+		_, _ = fmt.Fprintf(stdout, "delivered %s as %s\n", f, id)
+	}
+	return code
+}

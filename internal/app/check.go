@@ -1,0 +1,142 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mail2archer/mail2archer/internal/archer"
+	"github.com/mail2archer/mail2archer/internal/config"
+	"github.com/mail2archer/mail2archer/internal/graph"
+	"github.com/mail2archer/mail2archer/internal/incident"
+	"github.com/mail2archer/mail2archer/internal/store"
+)
+
+// CheckResult is one line of `mail2archer check`.
+type CheckResult struct {
+	Name string
+	OK   bool
+	// Detail says what was found, or for a failure what to fix.
+	Detail string
+}
+
+// Check runs every check a new installation needs against the real tenant
+// and Archer, without changing anything: the state database, a Graph token
+// and a read of every mailbox's folder, the Archer login, and the mapping
+// preflight. It never stops at the first failure.
+func Check(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) []CheckResult {
+	var out []CheckResult
+	add := func(name string, err error, ok, fix string) {
+		if err != nil {
+			out = append(out, CheckResult{Name: name, Detail: fix + ": " + oneLine(err.Error(), 400)})
+			return
+		}
+		out = append(out, CheckResult{Name: name, OK: true, Detail: ok})
+	}
+
+	st, err := store.Open(ctx, cfg.DatabaseURL.Reveal(), log)
+	add("state database", err, "opened and migrated", "check M2A_DATABASE_URL and that the directory is writable")
+	if err == nil {
+		_ = st.Close()
+	}
+
+	gc, err := graph.New(graph.Config{
+		TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
+		CertificateFile: cfg.ClientCertificateFile, CertificatePassword: cfg.ClientCertificatePassword.Reveal(),
+		BaseURL: cfg.GraphBaseURL, AuthorityHost: cfg.GraphAuthorityHost, HTTPClient: opts.GraphHTTPClient,
+		MaxRetries: -1,
+	}, log)
+	if err != nil {
+		add("graph credential", err, "", "check M2A_CLIENT_ID and M2A_CLIENT_SECRET or M2A_CLIENT_CERTIFICATE_FILE")
+	} else {
+		for _, mb := range cfg.MailboxList() {
+			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			_, err := gc.Delta(cctx, mb, cfg.MailFolder, "", time.Now())
+			cancel()
+			add(fmt.Sprintf("graph: read %s of %s", cfg.MailFolder, mb), err,
+				"token obtained, folder readable", graphFix(err, mb))
+		}
+	}
+
+	ac, err := archer.New(archer.Config{
+		BaseURL: cfg.ArcherURL, APIPrefix: cfg.ArcherAPIPrefix, Instance: cfg.ArcherInstance,
+		Username: cfg.ArcherUsername, UserDomain: cfg.ArcherUserDomain, Password: cfg.ArcherPassword.Reveal(),
+		CAFile: cfg.ArcherCAFile, Timeout: cfg.ArcherTimeout, HTTPClient: opts.ArcherHTTPClient,
+	}, log)
+	if err != nil {
+		add("archer login", err, "", "check the M2A_ARCHER_* settings")
+		return out
+	}
+	defer func() { _ = ac.Close(context.WithoutCancel(ctx)) }()
+	err = ac.Ping(ctx)
+	add("archer login", err, "logged in as "+cfg.ArcherUsername, archerFix(err))
+	if err != nil {
+		return out
+	}
+	m, err := incident.Load(cfg.MappingFile)
+	if err != nil {
+		add("mapping preflight", err, "", "fix the mapping file (M2A_MAPPING_FILE)")
+		return out
+	}
+	c, err := m.Compile(ctx, ac)
+	detail := ""
+	if err == nil {
+		detail = fmt.Sprintf("%s / %s: every field resolved", c.App.Name, c.Level.Name)
+	}
+	add("mapping preflight", err, detail, "fix the mapping file (M2A_MAPPING_FILE)")
+	return out
+}
+
+func graphFix(err error, mailbox string) string {
+	if err == nil {
+		return ""
+	}
+	switch graph.ClassOf(err) {
+	case graph.ClassPermission:
+		return "grant the application permission Mail.Read (admin consent) and allow " + mailbox +
+			" in the Exchange application access policy; check the tenant id, client id and secret"
+	case graph.ClassNotFound:
+		return "check the mailbox address and M2A_MAIL_FOLDER"
+	case graph.ClassTransient, graph.ClassRetryAfter:
+		return "Graph did not answer in time; try again"
+	}
+	return "see the error"
+}
+
+func archerFix(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, archer.ErrLogin):
+		return "check M2A_ARCHER_USERNAME, M2A_ARCHER_PASSWORD, M2A_ARCHER_USER_DOMAIN and M2A_ARCHER_INSTANCE"
+	case errors.Is(err, archer.ErrUnexpectedHTML):
+		return "check M2A_ARCHER_URL (with the virtual directory), M2A_ARCHER_API_PREFIX, and for SSO the user's manual bypass"
+	}
+	return "check M2A_ARCHER_URL and that Archer is reachable"
+}
+
+// WriteCheck prints the results as a table and reports whether all passed.
+func WriteCheck(w io.Writer, results []CheckResult) bool {
+	all := true
+	width := 0
+	for _, r := range results {
+		width = max(width, len(r.Name))
+	}
+	for _, r := range results {
+		mark := "✔"
+		if !r.OK {
+			mark, all = "✘", false
+		}
+		_, _ = fmt.Fprintf(w, "%s %-*s  %s\n", mark, width, r.Name, r.Detail)
+	}
+	if all {
+		_, _ = fmt.Fprintln(w, "\nAll checks passed.")
+	} else {
+		_, _ = fmt.Fprintln(w, "\nFix the lines marked ✘ and run the check again.")
+	}
+	return all
+}

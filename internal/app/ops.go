@@ -1,0 +1,142 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/mail2archer/mail2archer/internal/jobs"
+	"github.com/mail2archer/mail2archer/internal/store"
+)
+
+// Operator commands that work on the state database directly; the service
+// may be running at the same time.
+
+// ListJobs prints the newest jobs, optionally only those in one state
+// (available, scheduled, running, retryable, completed, cancelled,
+// discarded), with their last error.
+func ListJobs(ctx context.Context, st *store.Store, state string, limit int, w io.Writer) error {
+	q, err := st.NewQueue(&river.Config{})
+	if err != nil {
+		return err
+	}
+	params := river.NewJobListParams().First(limit).OrderBy(river.JobListOrderByID, river.SortOrderDesc)
+	if state != "" {
+		s := rivertype.JobState(state)
+		if !validState(s) {
+			return fmt.Errorf("unknown state %q; use one of %s", state, strings.Join(stateNames(), ", "))
+		}
+		params = params.States(s)
+	}
+	res, err := q.JobList(ctx, params)
+	if err != nil {
+		return fmt.Errorf("list jobs: %w", err)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	_, _ = fmt.Fprintln(tw, "ID\tKIND\tSTATE\tATTEMPT\tMAILBOX\tMESSAGE\tCREATED\tLAST ERROR")
+	for _, j := range res.Jobs {
+		var a struct {
+			Mailbox   string `json:"mailbox"`
+			MessageID string `json:"message_id"`
+			Event     string `json:"event"`
+		}
+		_ = json.Unmarshal(j.EncodedArgs, &a)
+		msg := a.MessageID
+		if a.Event != "" {
+			msg = a.Event
+		}
+		lastErr := ""
+		if n := len(j.Errors); n > 0 {
+			lastErr = oneLine(j.Errors[n-1].Error, 120)
+		}
+		_, _ = fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", j.ID, j.Kind, j.State, j.Attempt, j.MaxAttempts,
+			a.Mailbox, oneLine(msg, 40), j.CreatedAt.UTC().Format(time.RFC3339), lastErr)
+	}
+	return tw.Flush()
+}
+
+// RetryJob makes a job available to run again at once, whatever its state
+// (a cancelled or discarded job included).
+func RetryJob(ctx context.Context, st *store.Store, id int64, w io.Writer) error {
+	q, err := st.NewQueue(&river.Config{})
+	if err != nil {
+		return err
+	}
+	j, err := q.JobRetry(ctx, id)
+	if errors.Is(err, river.ErrNotFound) {
+		return fmt.Errorf("job %d does not exist (see: mail2archer jobs list)", id)
+	}
+	if err != nil {
+		return fmt.Errorf("retry job %d: %w", id, err)
+	}
+	_, _ = fmt.Fprintf(w, "job %d (%s) is %s and will run shortly\n", j.ID, j.Kind, j.State)
+	return nil
+}
+
+// Replay queues one email to be processed again on purpose. The worker looks
+// the record up by its key first, so a replay never makes a second incident
+// while the first exists in Archer; it creates one when Archer has none (for
+// example after a validation error was fixed, or the record was deleted).
+func Replay(ctx context.Context, st *store.Store, mailbox, messageID string, w io.Writer) error {
+	if mailbox == "" || messageID == "" {
+		return errors.New("replay needs --mailbox and --message")
+	}
+	q, err := st.NewQueue(&river.Config{})
+	if err != nil {
+		return err
+	}
+	// Refuse while a job for this email is still pending: let it finish,
+	// or retry it, rather than race it.
+	res, err := q.JobList(ctx, river.NewJobListParams().Kinds(jobs.ProcessMessage{}.Kind()).
+		States(rivertype.JobStateAvailable, rivertype.JobStateRunning, rivertype.JobStateRetryable,
+			rivertype.JobStateScheduled, rivertype.JobStatePending).First(10000))
+	if err != nil {
+		return fmt.Errorf("list pending jobs: %w", err)
+	}
+	for _, j := range res.Jobs {
+		var a jobs.ProcessMessage
+		if json.Unmarshal(j.EncodedArgs, &a) == nil && a.Mailbox == mailbox && a.MessageID == messageID {
+			return fmt.Errorf("job %d for this email is still %s; wait for it or use: mail2archer jobs retry %d", j.ID, j.State, j.ID)
+		}
+	}
+	r, err := q.Insert(ctx, jobs.ProcessMessage{Mailbox: mailbox, MessageID: messageID, Source: "replay",
+		Replay: time.Now().UTC().Format(time.RFC3339Nano)}, nil)
+	if err != nil {
+		return fmt.Errorf("queue replay: %w", err)
+	}
+	_, _ = fmt.Fprintf(w, "queued job %d to process %s/%s again\n", r.Job.ID, mailbox, messageID)
+	return nil
+}
+
+func validState(s rivertype.JobState) bool {
+	for _, v := range rivertype.JobStates() {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func stateNames() []string {
+	var out []string
+	for _, v := range rivertype.JobStates() {
+		out = append(out, string(v))
+	}
+	return out
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len([]rune(s)) > n {
+		return string([]rune(s)[:n-1]) + "…"
+	}
+	return s
+}

@@ -1,0 +1,532 @@
+package email
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/md5"  //nolint:gosec // MD5 is an indicator format analysts search for, not a security control.
+	"crypto/sha1" //nolint:gosec // SHA-1 likewise.
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/textproto"
+	"path"
+	"strings"
+
+	"github.com/jaytaylor/html2text"
+	"github.com/jhillyerd/enmime"
+	"github.com/jhillyerd/enmime/mediatype"
+)
+
+// maxHeaderValue bounds a header value before it is decoded and parsed.
+const maxHeaderValue = 64 << 10
+
+// maxSubject bounds the subject kept in the model.
+const maxSubject = 16 << 10
+
+// maxWarnings bounds Report.Warnings.
+const maxWarnings = 50
+
+// cfbMagic starts every compound file (and so every Outlook .msg).
+var cfbMagic = []byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1}
+
+// attached is an email found as an attachment of another.
+type attached struct {
+	name string
+	kind string // "rfc822" or "msg"
+	raw  []byte
+}
+
+// parsed is one email after MIME parsing, before observables are extracted.
+type parsed struct {
+	msg    *Message
+	header textproto.MIMEHeader
+	emails []attached
+}
+
+// prescan rejects, before the MIME parser runs, input whose structure could
+// make the parser recurse or allocate without bound. It counts boundary
+// parameters (each multipart container needs one) and lines containing "--"
+// (each part needs one); both are upper bounds of what the parser will build.
+func (a *analyzer) prescan(raw []byte) error {
+	containers := countBoundaryParams(raw)
+	if containers > a.opts.MaxParts {
+		if scanDepth(raw, a.opts.MaxDepth+1) > a.opts.MaxDepth {
+			return fmt.Errorf("prescan: multipart nesting over %d: %w", a.opts.MaxDepth, ErrTooDeep)
+		}
+		return fmt.Errorf("prescan: %d multipart containers, limit %d: %w", containers, a.opts.MaxParts, ErrTooManyParts)
+	}
+	if lines := countDashLines(raw); lines > 20*a.opts.MaxParts {
+		return fmt.Errorf("prescan: %d delimiter-like lines, limit %d: %w", lines, 20*a.opts.MaxParts, ErrTooManyParts)
+	}
+	return nil
+}
+
+// countBoundaryParams counts "boundary" followed, after optional spaces and
+// an RFC 2231 section marker, by "=", ignoring case.
+func countBoundaryParams(raw []byte) int {
+	const word = "boundary"
+	n := 0
+	for i := 0; i+len(word) <= len(raw); {
+		j := indexFold(raw[i:], word)
+		if j < 0 {
+			break
+		}
+		k := i + j + len(word)
+		for k < len(raw) && (raw[k] == ' ' || raw[k] == '\t' || raw[k] == '*' || (raw[k] >= '0' && raw[k] <= '9')) {
+			k++
+		}
+		if k < len(raw) && raw[k] == '=' {
+			n++
+		}
+		i = i + j + len(word)
+	}
+	return n
+}
+
+// indexFold is an ASCII case-insensitive bytes.Index for a lower-case word.
+func indexFold(b []byte, word string) int {
+	first := word[0]
+	for i := 0; i+len(word) <= len(b); i++ {
+		c := b[i] | 0x20
+		if c != first {
+			continue
+		}
+		ok := true
+		for k := 1; k < len(word); k++ {
+			if b[i+k]|0x20 != word[k] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return i
+		}
+	}
+	return -1
+}
+
+func countDashLines(raw []byte) int {
+	n := 0
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if bytes.Contains(line, []byte("--")) {
+			n++
+		}
+	}
+	return n
+}
+
+// scanDepth estimates the multipart nesting of raw, stopping at limit. It
+// follows the boundaries the way a MIME parser does: a delimiter of an outer
+// container also ends every container inside it.
+func scanDepth(raw []byte, limit int) int {
+	var stack []string
+	inHeader := true
+	var header bytes.Buffer
+	maxDepth := 0
+	for len(raw) > 0 && maxDepth < limit {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		line = bytes.TrimRight(line, "\r")
+		if inHeader {
+			if len(line) > 0 {
+				header.Write(line)
+				header.WriteByte('\n')
+				continue
+			}
+			inHeader = false
+			if b := boundaryOf(header.String()); b != "" {
+				stack = append(stack, b)
+				maxDepth = max(maxDepth, len(stack))
+			}
+			header.Reset()
+			continue
+		}
+		if !bytes.HasPrefix(line, []byte("--")) {
+			continue
+		}
+		for i := len(stack) - 1; i >= 0; i-- {
+			b := stack[i]
+			if !bytes.HasPrefix(line[2:], []byte(b)) {
+				continue
+			}
+			rest := line[2+len(b):]
+			if bytes.HasPrefix(rest, []byte("--")) {
+				stack = stack[:i]
+			} else {
+				stack = stack[:i+1]
+				inHeader = true
+			}
+			break
+		}
+	}
+	return maxDepth
+}
+
+// boundaryOf returns the boundary of a multipart Content-Type in a header
+// block, or "".
+func boundaryOf(header string) string {
+	var ct string
+	for _, l := range strings.Split(header, "\n") {
+		switch {
+		case len(l) > 0 && (l[0] == ' ' || l[0] == '\t'):
+			if ct != "" {
+				ct += " " + strings.TrimSpace(l)
+			}
+		case len(l) > 13 && strings.EqualFold(l[:13], "content-type:"):
+			ct = strings.TrimSpace(l[13:])
+		default:
+			if ct != "" {
+				return boundaryFromCT(ct)
+			}
+		}
+	}
+	return boundaryFromCT(ct)
+}
+
+func boundaryFromCT(ct string) string {
+	if ct == "" {
+		return ""
+	}
+	mt, params, _, err := mediatype.Parse(ct)
+	if err != nil || !strings.HasPrefix(mt, "multipart/") {
+		return ""
+	}
+	return params["boundary"]
+}
+
+// parseMIME parses one email.
+func (a *analyzer) parseMIME(raw []byte, label string) (p *parsed, err error) {
+	if err := a.prescan(raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", label, err)
+	}
+	parser := enmime.NewParser(
+		enmime.SkipMalformedParts(true),
+		enmime.SetReadPartErrorPolicy(enmime.AllowCorruptTextPartErrorPolicy),
+		enmime.MaxStoredPartErrors(5),
+		enmime.DisableCharacterDetection(true),
+		enmime.DisableTextConversion(true),
+	)
+	env, err := readEnvelope(parser, raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: parse MIME: %w", label, err)
+	}
+	if err := a.checkTree(env.Root, label); err != nil {
+		return nil, err
+	}
+	for _, e := range env.Errors {
+		if e != nil && e.Severe {
+			a.warn("%s: %s: %s", label, e.Name, e.Detail)
+		}
+	}
+	p = &parsed{header: env.Root.Header}
+	m := a.messageFromHeader(env.Root.Header, label)
+	m.Text = strings.ToValidUTF8(env.Text, "\uFFFD")
+	m.HTML = strings.ToValidUTF8(env.HTML, "\uFFFD")
+	if m.Text == "" && m.HTML != "" {
+		m.Text = a.htmlToText(m.HTML, label)
+	}
+	m.Raw = raw
+	p.msg = m
+	collectParts(env.Root, p)
+	return p, nil
+}
+
+// htmlToText renders the first maxScanBytes of an HTML body as text, for
+// messages without a text part.
+func (a *analyzer) htmlToText(body, label string) (text string) {
+	if len(body) > maxScanBytes {
+		a.warn("%s: only the first %d bytes of the HTML body were rendered as text", label, maxScanBytes)
+		body = body[:maxScanBytes]
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			a.warn("%s: HTML to text failed: %v", label, r)
+			text = ""
+		}
+	}()
+	text, err := html2text.FromString(body)
+	if err != nil {
+		a.warn("%s: HTML to text: %v", label, err)
+		return ""
+	}
+	return strings.ToValidUTF8(text, "\uFFFD")
+}
+
+// readEnvelope runs the MIME parser, turning a panic in it into an error.
+func readEnvelope(parser *enmime.Parser, raw []byte) (env *enmime.Envelope, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			env, err = nil, fmt.Errorf("MIME parser failed: %v", r)
+		}
+	}()
+	env, err = parser.ReadEnvelope(bytes.NewReader(raw))
+	if err == nil && (env == nil || env.Root == nil) {
+		err = errors.New("MIME parser returned no message")
+	}
+	return env, err
+}
+
+// checkTree enforces MaxDepth and MaxParts on the parsed tree.
+func (a *analyzer) checkTree(root *enmime.Part, label string) error {
+	type item struct {
+		p     *enmime.Part
+		depth int
+	}
+	stack := []item{{root, 0}}
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		a.parts++
+		if a.parts > a.opts.MaxParts {
+			return fmt.Errorf("%s: more than %d parts: %w", label, a.opts.MaxParts, ErrTooManyParts)
+		}
+		if it.depth > a.opts.MaxDepth {
+			return fmt.Errorf("%s: parts nested deeper than %d: %w", label, a.opts.MaxDepth, ErrTooDeep)
+		}
+		for c := it.p.FirstChild; c != nil; c = c.NextSibling {
+			stack = append(stack, item{c, it.depth + 1})
+		}
+	}
+	return nil
+}
+
+// collectParts lists the attachments of a parsed email and the emails
+// attached to it.
+func collectParts(root *enmime.Part, p *parsed) {
+	var walk []*enmime.Part
+	stack := []*enmime.Part{root}
+	for len(stack) > 0 {
+		part := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if part.FirstChild == nil {
+			walk = append(walk, part)
+			continue
+		}
+		// Push children in reverse so they are visited in document order.
+		var kids []*enmime.Part
+		for c := part.FirstChild; c != nil; c = c.NextSibling {
+			kids = append(kids, c)
+		}
+		for i := len(kids) - 1; i >= 0; i-- {
+			stack = append(stack, kids[i])
+		}
+	}
+	for _, part := range walk {
+		ct := strings.ToLower(part.ContentType)
+		name := cleanFileName(part.FileName)
+		disp := strings.ToLower(part.Disposition)
+		if strings.HasPrefix(ct, "multipart/") {
+			continue
+		}
+		if (ct == "text/plain" || ct == "text/html" || ct == "") && disp != "attachment" && name == "" {
+			continue // a body, already in Text or HTML
+		}
+		if len(part.Content) == 0 && name == "" {
+			continue
+		}
+		kind := emailKind(ct, name, part.Content)
+		if name == "" {
+			name = defaultName(ct, kind)
+		}
+		att := newAttachment(name, ct, part.Content)
+		att.IsEmail = kind != ""
+		p.msg.Attachments = append(p.msg.Attachments, att)
+		if kind != "" {
+			p.emails = append(p.emails, attached{name: name, kind: kind, raw: part.Content})
+		}
+	}
+}
+
+func newAttachment(name, ct string, content []byte) Attachment {
+	md := md5.Sum(content)  //nolint:gosec // indicator, see import.
+	s1 := sha1.Sum(content) //nolint:gosec // indicator, see import.
+	s256 := sha256.Sum256(content)
+	return Attachment{
+		Name:        name,
+		ContentType: ct,
+		Size:        int64(len(content)),
+		MD5:         hex.EncodeToString(md[:]),
+		SHA1:        hex.EncodeToString(s1[:]),
+		SHA256:      hex.EncodeToString(s256[:]),
+		Data:        content,
+	}
+}
+
+// emailKind says whether an attachment is an email: "rfc822", "msg" or "".
+func emailKind(ct, name string, content []byte) string {
+	ext := strings.ToLower(path.Ext(name))
+	switch {
+	case ct == "message/rfc822" || ct == "message/global" || ext == ".eml":
+		if bytes.HasPrefix(content, cfbMagic) {
+			return "msg"
+		}
+		return "rfc822"
+	case ct == "application/vnd.ms-outlook" || ext == ".msg":
+		if bytes.HasPrefix(content, cfbMagic) {
+			return "msg"
+		}
+	}
+	return ""
+}
+
+func defaultName(ct, kind string) string {
+	switch kind {
+	case "rfc822":
+		return "message.eml"
+	case "msg":
+		return "message.msg"
+	}
+	if ct == "" {
+		return "part.bin"
+	}
+	return "part." + strings.ReplaceAll(path.Base(ct), "+", ".")
+}
+
+// cleanFileName keeps the last path element of a file name and drops
+// control characters.
+func cleanFileName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, name)
+	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+		name = name[i+1:]
+	}
+	name = strings.TrimSpace(name)
+	return truncateRunes(name, 255)
+}
+
+// messageFromHeader fills the header fields of a Message.
+func (a *analyzer) messageFromHeader(h textproto.MIMEHeader, label string) *Message {
+	get := func(name string) string {
+		v := h.Get(name)
+		if len(v) > maxHeaderValue {
+			a.warn("%s: header %s cut to %d bytes", label, name, maxHeaderValue)
+			v = v[:maxHeaderValue]
+		}
+		return v
+	}
+	m := &Message{
+		From:       firstAddress(get("From")),
+		Sender:     firstAddress(get("Sender")),
+		ReplyTo:    firstAddress(get("Reply-To")),
+		ReturnPath: firstAddress(get("Return-Path")),
+		To:         parseAddresses(get("To")),
+		CC:         parseAddresses(get("Cc")),
+		MessageID:  strings.TrimSpace(cleanHeaderText(get("Message-Id"))),
+	}
+	subject := cleanHeaderText(enmime.DecodeRFC2047(get("Subject")))
+	if len(subject) > maxSubject {
+		a.warn("%s: subject cut to %d bytes", label, maxSubject)
+		subject = truncateRunes(subject, maxSubject)
+	}
+	m.Subject = subject
+	if d := get("Date"); d != "" {
+		if t, ok := parseDate(d); ok {
+			m.Date = t
+		} else {
+			a.warn("%s: unreadable Date header %q", label, truncateRunes(d, 80))
+		}
+	}
+	for i, v := range h.Values("Received") {
+		if i >= 100 {
+			a.warn("%s: more than 100 Received headers; the rest are ignored", label)
+			break
+		}
+		if len(v) > maxHeaderValue {
+			v = v[:maxHeaderValue]
+		}
+		m.Received = append(m.Received, parseReceived(v))
+	}
+	m.Auth = parseAuth(h)
+	m.connectingIP = strings.TrimSpace(antispamFields(get("X-Forefront-Antispam-Report"))["CIP"])
+	return m
+}
+
+// cleanHeaderText unfolds a header value, drops control characters and
+// trims it.
+func cleanHeaderText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == '\r' || r == '\n' || r == '\t':
+			return ' '
+		case r < 0x20 || r == 0x7f:
+			return -1
+		}
+		return r
+	}, s)
+	return strings.TrimSpace(collapseSpaces(s))
+}
+
+func collapseSpaces(s string) string {
+	if !strings.Contains(s, "  ") {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	space := false
+	for _, r := range s {
+		if r == ' ' {
+			if space {
+				continue
+			}
+			space = true
+		} else {
+			space = false
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// truncateRunes cuts s to at most n runes.
+func truncateRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := 0
+	for pos := range s {
+		if i == n {
+			return s[:pos]
+		}
+		i++
+	}
+	return s
+}
+
+// headerOnly reads just the top header block of raw, for a message whose
+// body exceeded a bound, so the report still names its sender and subject.
+func (a *analyzer) headerOnly(raw []byte) (*Message, textproto.MIMEHeader) {
+	end := len(raw)
+	if i := bytes.Index(raw, []byte("\n\r\n")); i >= 0 && i+3 < end {
+		end = i + 3
+	}
+	if i := bytes.Index(raw[:end], []byte("\n\n")); i >= 0 {
+		end = i + 2
+	}
+	h, err := enmime.ReadHeader(bufio.NewReader(bytes.NewReader(raw[:end])), discardErrors{})
+	if err != nil || h == nil {
+		return nil, nil
+	}
+	return a.messageFromHeader(h, "message headers"), h
+}
+
+// discardErrors ignores the header parser's complaints.
+type discardErrors struct{}
+
+func (discardErrors) AddError(string, string, ...any)   {}
+func (discardErrors) AddWarning(string, string, ...any) {}

@@ -1,0 +1,281 @@
+package incident
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/agnivade/levenshtein"
+
+	"github.com/mail2archer/mail2archer/internal/archer"
+	"github.com/mail2archer/mail2archer/internal/email"
+)
+
+// Metadata is the part of the Archer client that preflight needs.
+type Metadata interface {
+	Application(ctx context.Context, name string) (*archer.Application, error)
+	ValuesListValues(ctx context.Context, listID int64) ([]archer.Value, error)
+}
+
+// Compiled is a mapping resolved against one Archer instance: every field
+// name is a field id, every literal values-list name an id, every template
+// parsed. It is safe for concurrent use.
+type Compiled struct {
+	App      *archer.Application
+	Level    *archer.Level
+	KeyField archer.Field
+	key      *template.Template
+	fields   []compiledField
+}
+
+type compiledField struct {
+	field   archer.Field
+	tmpl    *template.Template // nil for literals and attachments
+	literal bool               // a literal value (text, number or ids below)
+	text    string             // literal text
+	number  float64            // literal number
+	ids     []int64            // literal values-list ids
+	attach  []string
+	values  []archer.Value // values-list fields: the values, for template output
+}
+
+// Compile checks the mapping against Archer's metadata and returns one error
+// listing every problem: unknown fields (with close matches), unknown
+// values (with the available ones), required fields left unmapped,
+// templates that do not parse and literals of the wrong type.
+func (m *Mapping) Compile(ctx context.Context, meta Metadata) (*Compiled, error) {
+	app, err := meta.Application(ctx, m.Application)
+	if err != nil {
+		return nil, fmt.Errorf("preflight: application %q: %w", m.Application, err)
+	}
+	var problems Problems
+	c := &Compiled{App: app}
+	switch {
+	case m.Level != "":
+		l, ok := app.LevelByName(m.Level)
+		if !ok {
+			return nil, Problems{fmt.Sprintf("level: %q is not a level of %q; levels: %s", m.Level, app.Name, levelNames(app))}
+		}
+		c.Level = l
+	case len(app.Levels) == 1:
+		c.Level = &app.Levels[0]
+	case len(app.Levels) == 0:
+		return nil, Problems{fmt.Sprintf("application %q has no levels the API user can see", app.Name)}
+	default:
+		return nil, Problems{fmt.Sprintf("level: application %q has several levels; name one of: %s", app.Name, levelNames(app))}
+	}
+
+	kf, ok := c.Level.FieldByName(m.Key.Field)
+	switch {
+	case !ok:
+		problems = append(problems, unknownField("key.field", m.Key.Field, c.Level))
+	case kf.Type != archer.FieldText:
+		problems = append(problems, fmt.Sprintf("key.field: %q is a %s field; the key needs a text field", kf.Name, kf.Type))
+	default:
+		c.KeyField = kf
+	}
+	if t, err := parseTemplate("key", m.Key.Template); err != nil {
+		problems = append(problems, "key.template: "+err.Error())
+	} else {
+		c.key = t
+	}
+
+	mapped := map[int64]bool{c.KeyField.ID: true}
+	for _, name := range sortedKeys(m.Fields) {
+		spec := m.Fields[name]
+		where := "fields." + name
+		f, ok := c.Level.FieldByName(name)
+		if !ok {
+			problems = append(problems, unknownField(where, name, c.Level))
+			continue
+		}
+		mapped[f.ID] = true
+		cf, errs := compileField(ctx, meta, where, f, spec)
+		problems = append(problems, errs...)
+		if len(errs) == 0 {
+			c.fields = append(c.fields, cf)
+		}
+	}
+	for _, f := range c.Level.Fields {
+		if f.Required && !mapped[f.ID] {
+			problems = append(problems, fmt.Sprintf("fields: %q is required in Archer but not mapped", f.Name))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return c, nil
+}
+
+func compileField(ctx context.Context, meta Metadata, where string, f archer.Field, spec Field) (compiledField, Problems) {
+	cf := compiledField{field: f}
+	var problems Problems
+	if f.Type.System() {
+		return cf, Problems{fmt.Sprintf("%s: %q is a system field (%s) that Archer fills itself", where, f.Name, f.Type)}
+	}
+	if len(spec.Attach) > 0 {
+		if f.Type != archer.FieldAttachment {
+			return cf, Problems{fmt.Sprintf("%s: attach needs an attachment field; %q is a %s field", where, f.Name, f.Type)}
+		}
+		cf.attach = spec.Attach
+		return cf, nil
+	}
+	switch f.Type {
+	case archer.FieldText, archer.FieldNumeric, archer.FieldDate, archer.FieldValuesList,
+		archer.FieldExternalLinks, archer.FieldCrossReference, archer.FieldIPAddress:
+	case archer.FieldAttachment:
+		return cf, Problems{fmt.Sprintf("%s: %q is an attachment field; fill it with attach: [original]", where, f.Name)}
+	default:
+		return cf, Problems{fmt.Sprintf("%s: %q is a field of type %s, which the mapping cannot fill", where, f.Name, f.Type)}
+	}
+	if f.Type == archer.FieldValuesList {
+		vals, err := meta.ValuesListValues(ctx, f.ValuesListID)
+		if err != nil {
+			return cf, Problems{fmt.Sprintf("%s: read the values of %q: %v", where, f.Name, err)}
+		}
+		cf.values = vals
+	}
+	if spec.Template != "" {
+		t, err := parseTemplate(where, spec.Template)
+		if err != nil {
+			return cf, Problems{where + ".template: " + err.Error()}
+		}
+		cf.tmpl = t
+		return cf, nil
+	}
+	// A literal.
+	switch f.Type {
+	case archer.FieldText:
+		s, ok := spec.Value.(string)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s.value: %q is a text field; give a string", where, f.Name))
+		}
+		cf.text = s
+		cf.literal = true
+	case archer.FieldNumeric:
+		switch v := spec.Value.(type) {
+		case int:
+			cf.number = float64(v)
+		case float64:
+			cf.number = v
+		default:
+			problems = append(problems, fmt.Sprintf("%s.value: %q is a numeric field; give a number", where, f.Name))
+		}
+		cf.literal = true
+	case archer.FieldValuesList:
+		names, ok := stringList(spec.Value)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s.value: %q is a values list; give a value name or a list of names", where, f.Name))
+			break
+		}
+		for _, n := range names {
+			id, err := archer.MatchValue(f, cf.values, n)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s.value: %v", where, err))
+				continue
+			}
+			cf.ids = append(cf.ids, id)
+		}
+		cf.literal = true
+	default:
+		// Dates, links, cross-references and IPs: the literal is read like
+		// a template's output, so check it now.
+		s, ok := spec.Value.(string)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s.value: give a string for the %s field %q", where, f.Type, f.Name))
+			break
+		}
+		cf.text = s
+		cf.literal = true
+		probe := archer.NewRecord(f.LevelID)
+		err := cf.set(probe, s)
+		if err == nil {
+			err = probe.Err()
+		}
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s.value: %v", where, err))
+		}
+	}
+	return cf, problems
+}
+
+func parseTemplate(name, text string) (*template.Template, error) {
+	t, err := template.New(name).Funcs(email.FuncMap()).Option("missingkey=error").Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func unknownField(where, name string, l *archer.Level) string {
+	var close []string
+	for _, f := range l.Fields {
+		if levenshtein.ComputeDistance(strings.ToLower(f.Name), strings.ToLower(name)) <= 3 ||
+			strings.Contains(strings.ToLower(f.Name), strings.ToLower(name)) {
+			close = append(close, fmt.Sprintf("%q", f.Name))
+		}
+	}
+	msg := fmt.Sprintf("%s: %q is not a field of level %q", where, name, l.Name)
+	if len(close) > 0 {
+		msg += "; did you mean " + strings.Join(close, " or ") + "?"
+	}
+	return msg
+}
+
+func levelNames(app *archer.Application) string {
+	var names []string
+	for _, l := range app.Levels {
+		names = append(names, fmt.Sprintf("%q", l.Name))
+	}
+	return strings.Join(names, ", ")
+}
+
+func stringList(v any) ([]string, bool) {
+	switch v := v.(type) {
+	case string:
+		return []string{v}, true
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, x := range v {
+			s, ok := x.(string)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, s)
+		}
+		return out, len(out) > 0
+	}
+	return nil, false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// parseDate reads a rendered date: RFC 3339, or a plain date.
+func parseDate(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a date (use RFC 3339, e.g. {{.ReceivedAt.Format \"2006-01-02T15:04:05Z07:00\"}})", s)
+}
+
+func parseNumber(s string) (float64, error) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, errors.New("not a number: " + strconv.Quote(s))
+	}
+	return v, nil
+}

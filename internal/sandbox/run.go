@@ -1,0 +1,173 @@
+package sandbox
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"path"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mail2archer/mail2archer/internal/sim/archersim"
+)
+
+//go:embed samples/*.eml
+var samples embed.FS
+
+// Sample is one of the reports shipped for the sandbox.
+type Sample struct {
+	Name string
+	MIME []byte
+}
+
+// Samples returns the shipped sample reports in name order: a credential
+// phish with a lookalike domain, a malware attachment, a Report Message
+// report with a .msg original, a newsletter reported by mistake and an
+// inline forward.
+func Samples() []Sample {
+	entries, _ := fs.ReadDir(samples, "samples")
+	var out []Sample
+	for _, e := range entries {
+		b, err := samples.ReadFile(path.Join("samples", e.Name()))
+		if err != nil {
+			continue
+		}
+		out = append(out, Sample{Name: e.Name(), MIME: b})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// WaitRecords waits until the simulated Archer holds at least n records of
+// the incident level and returns them.
+func (sb *Sandbox) WaitRecords(ctx context.Context, n int) ([]archersim.Record, error) {
+	for {
+		recs := sb.incidents()
+		if len(recs) >= n {
+			return recs, nil
+		}
+		select {
+		case <-ctx.Done():
+			return recs, fmt.Errorf("sandbox: %d of %d incidents after waiting: %w", len(recs), n, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (sb *Sandbox) incidents() []archersim.Record {
+	level := sb.App.Mapping().Level.ID
+	var out []archersim.Record
+	for _, r := range sb.Archer.Records() {
+		if r.LevelID == level {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// WriteTable prints one line per incident: the email's subject, the Archer
+// record id and the key fields.
+func WriteTable(w io.Writer, recs []archersim.Record) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	_, _ = fmt.Fprintln(tw, "RECORD\tREPORTED SUBJECT\tCATEGORY\tCRITICALITY\tSENDER\tAUTH\tOBSERVABLES")
+	for _, r := range recs {
+		f := r.Fields
+		auth := strings.TrimSpace(str(f["Authentication Results"]))
+		auth = strings.NewReplacer("SPF=", "spf=", "DKIM=", "dkim=", "DMARC=", "dmarc=").Replace(auth)
+		if i := strings.Index(auth, " compauth"); i > 0 {
+			auth = auth[:i]
+		}
+		_, _ = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\n", r.ID, cut(str(f["Reported Subject"]), 40),
+			str(f["Incident Category"]), str(f["Criticality SOC"]), cut(str(f["Sender"]), 40), auth,
+			countLines(str(f["Observables"])))
+	}
+	return tw.Flush()
+}
+
+func str(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case []string:
+		return strings.Join(v, ", ")
+	case []any:
+		var parts []string
+		for _, x := range v {
+			parts = append(parts, str(x))
+		}
+		return strings.Join(parts, ", ")
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func cut(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func countLines(s string) int {
+	n := 0
+	for _, l := range strings.Split(s, "\n") {
+		if strings.TrimSpace(l) != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// ControlHandler serves the sandbox's control API: POST /deliver with a raw
+// email as the body puts it into the mailbox and answers the message id.
+func (sb *Sandbox) ControlHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /deliver", func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 60<<20))
+		if err != nil || len(body) == 0 {
+			http.Error(w, "send the raw email (at most 60 MiB) as the body", http.StatusBadRequest)
+			return
+		}
+		id, err := sb.Deliver(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, id+"\n")
+	})
+	return mux
+}
+
+// DeliverTo posts a raw email to a running sandbox's control address.
+func DeliverTo(ctx context.Context, controlAddr string, mime []byte) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+controlAddr+"/deliver", strings.NewReader(string(mime)))
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) {
+			return "", fmt.Errorf("no sandbox answers on %s: start one with `mail2archer sandbox` (%w)", controlAddr, err)
+		}
+		return "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("sandbox refused the email: %s", strings.TrimSpace(string(b)))
+	}
+	return strings.TrimSpace(string(b)), nil
+}

@@ -1,0 +1,251 @@
+// Package sandbox runs the real service against the Graph and Archer
+// simulators on this machine: `mail2archer sandbox`, the end-to-end tests
+// and the benchmarks all start it. Nothing in it needs the internet.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mail2archer/mail2archer/api"
+	"github.com/mail2archer/mail2archer/internal/app"
+	"github.com/mail2archer/mail2archer/internal/config"
+	"github.com/mail2archer/mail2archer/internal/sim/archersim"
+	"github.com/mail2archer/mail2archer/internal/sim/graphsim"
+)
+
+// Fixed identities of the sandbox's tenant and application.
+const (
+	TenantID     = "84bd8158-6d4d-4958-8b9f-9d6445542f95"
+	ClientID     = "24d3b144-21ae-4080-943f-7067b395b913"
+	ClientSecret = "sandbox-client-secret"
+	Mailbox      = "phish@contoso.com"
+)
+
+// Options configures a sandbox. Dir is required.
+type Options struct {
+	// Dir holds the state database and, unless MappingFile is set, a copy
+	// of the example mapping.
+	Dir string
+	// MappingFile is the mapping to use; default the example mapping.
+	MappingFile string
+	// Fixture is the simulated Archer's schema; default archersim's.
+	Fixture *archersim.Fixture
+	// ListenAddr, GraphAddr and ArcherAddr are where the service and the
+	// two simulators listen; default 127.0.0.1 on a free port.
+	ListenAddr, GraphAddr, ArcherAddr string
+	// Logger receives the service's logs.
+	Logger zerolog.Logger
+	// App replaces parts of the service (tests).
+	App app.Options
+	// Configure changes the configuration before the service starts.
+	Configure func(*config.Config)
+	// Graph changes the Graph simulator's options before it starts.
+	Graph func(*graphsim.Options)
+	// Archer changes the Archer simulator's options before it starts.
+	Archer func(*archersim.Options)
+}
+
+// Sandbox is a running service with its two simulators.
+type Sandbox struct {
+	Graph     *graphsim.Server
+	GraphURL  string
+	Archer    *archersim.Server
+	ArcherURL string
+	Config    *config.Config
+	App       *app.App
+
+	graphSrv  *httptest.Server
+	archerSrv *httptest.Server
+	cancel    context.CancelFunc
+	done      chan error
+}
+
+// Start starts the simulators and the service and returns once the service
+// serves. The caller must Stop it.
+func Start(ctx context.Context, opts Options) (sb *Sandbox, err error) {
+	if opts.Dir == "" {
+		return nil, errors.New("sandbox: a state directory is required")
+	}
+	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	sb = &Sandbox{}
+	defer func() {
+		if err != nil {
+			sb.stopSimulators()
+		}
+	}()
+
+	// Archer.
+	aopts := archersim.Options{VirtualDir: "/RSAArcher", Fixture: opts.Fixture, Logger: opts.Logger.With().Str("component", "archersim").Logger()}
+	if opts.Archer != nil {
+		opts.Archer(&aopts)
+	}
+	sb.Archer, err = archersim.New(aopts)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: archer simulator: %w", err)
+	}
+	sb.archerSrv, err = serve(sb.Archer, opts.ArcherAddr, false)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: archer simulator: %w", err)
+	}
+	sb.ArcherURL = sb.archerSrv.URL
+
+	// The service's listener first: Graph needs its address.
+	ln, err := net.Listen("tcp", orLoopback(opts.ListenAddr))
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: listen: %w", err)
+	}
+	serviceURL := "http://" + ln.Addr().String()
+
+	// Graph, over TLS: the credential code insists on an https authority.
+	gopts := graphsim.Options{TenantID: TenantID, AppID: ClientID, ClientSecret: ClientSecret, AllowHTTP: true,
+		Logger: opts.Logger.With().Str("component", "graphsim").Logger()}
+	if opts.Graph != nil {
+		opts.Graph(&gopts)
+	}
+	sb.Graph = graphsim.New(gopts)
+	sb.Graph.AddMailbox(Mailbox)
+	sb.graphSrv, err = serve(sb.Graph, opts.GraphAddr, true)
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("sandbox: graph simulator: %w", err)
+	}
+	sb.GraphURL = sb.graphSrv.URL
+
+	mapping := opts.MappingFile
+	if mapping == "" {
+		mapping = filepath.Join(opts.Dir, "mapping.yaml")
+		if err := os.WriteFile(mapping, api.MappingExample, 0o640); err != nil {
+			_ = ln.Close()
+			return nil, fmt.Errorf("sandbox: write mapping: %w", err)
+		}
+	}
+	cfg := config.Defaults()
+	cfg.ListenAddr = ln.Addr().String()
+	cfg.PublicURL = serviceURL
+	cfg.AllowInsecurePublicURL = true
+	cfg.TenantID = TenantID
+	cfg.ClientID = ClientID
+	cfg.ClientSecret = ClientSecret
+	cfg.GraphBaseURL = sb.GraphURL + "/v1.0"
+	cfg.GraphAuthorityHost = sb.GraphURL + "/"
+	cfg.Mailboxes = []string{Mailbox}
+	cfg.InternalDomains = []string{"contoso.com"}
+	cfg.ArcherURL = sb.ArcherURL + "/RSAArcher"
+	cfg.ArcherInstance = "Default"
+	cfg.ArcherUsername = "mail2archer"
+	cfg.ArcherPassword = "mail2archer-sandbox"
+	cfg.MappingFile = mapping
+	cfg.DatabaseURL = config.Secret("sqlite://" + filepath.Join(opts.Dir, "mail2archer.db"))
+	if opts.Configure != nil {
+		opts.Configure(cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	sb.Config = cfg
+
+	appOpts := opts.App
+	appOpts.Listener = ln
+	if appOpts.GraphHTTPClient == nil {
+		appOpts.GraphHTTPClient = sb.graphSrv.Client()
+	}
+	sb.App, err = app.New(ctx, cfg, opts.Logger, appOpts)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	sb.cancel = cancel
+	sb.done = make(chan error, 1)
+	go func() { sb.done <- sb.App.Run(runCtx) }()
+	return sb, nil
+}
+
+// ServiceURL is the service's base URL.
+func (sb *Sandbox) ServiceURL() string { return sb.Config.PublicURL }
+
+// Deliver puts a message into the sandbox mailbox's Inbox; Graph notifies
+// the service.
+func (sb *Sandbox) Deliver(mime []byte) (string, error) {
+	return sb.Graph.Deliver(Mailbox, "Inbox", mime)
+}
+
+// WaitReady waits until the service's /readyz answers 200.
+func (sb *Sandbox) WaitReady(ctx context.Context) error {
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sb.ServiceURL()+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sandbox: service not ready: %w", ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Stop stops the service, then the simulators, and returns the service's
+// shutdown error.
+func (sb *Sandbox) Stop() error {
+	var err error
+	if sb.cancel != nil {
+		sb.cancel()
+		err = <-sb.done
+		sb.cancel = nil
+	}
+	sb.stopSimulators()
+	return err
+}
+
+func (sb *Sandbox) stopSimulators() {
+	if sb.Graph != nil {
+		sb.Graph.Close()
+	}
+	if sb.graphSrv != nil {
+		sb.graphSrv.Close()
+	}
+	if sb.archerSrv != nil {
+		sb.archerSrv.Close()
+	}
+}
+
+func serve(h http.Handler, addr string, tls bool) (*httptest.Server, error) {
+	ln, err := net.Listen("tcp", orLoopback(addr))
+	if err != nil {
+		return nil, err
+	}
+	srv := httptest.NewUnstartedServer(h)
+	_ = srv.Listener.Close()
+	srv.Listener = ln
+	if tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	return srv, nil
+}
+
+func orLoopback(addr string) string {
+	if addr == "" {
+		return "127.0.0.1:0"
+	}
+	return addr
+}

@@ -1,0 +1,67 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+type logBuffer struct {
+	buf bytes.Buffer
+	mu  chan struct{}
+}
+
+func start(t testing.TB, opts Options) *Sandbox {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	if opts.Logger.GetLevel() == zerolog.TraceLevel {
+		opts.Logger = zerolog.Nop()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sb, err := Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := sb.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	if err := sb.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return sb
+}
+
+func TestSamplesBecomeIncidents(t *testing.T) {
+	t.Parallel()
+	sb := start(t, Options{})
+	samples := Samples()
+	if len(samples) != 5 {
+		t.Fatalf("%d samples", len(samples))
+	}
+	for _, s := range samples {
+		if _, err := sb.Deliver(s.MIME); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	recs, err := sb.WaitRecords(ctx, len(samples))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	_ = WriteTable(&table, recs)
+	t.Log("\n" + table.String())
+	if len(recs) != len(samples) {
+		t.Errorf("%d records for %d emails", len(recs), len(samples))
+	}
+}
