@@ -4,61 +4,147 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
+	"encoding/pem"
 	"fmt"
-	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/mail2archer/mail2archer/internal/store"
+	"github.com/mail2archer/mail2archer/api"
+	"github.com/mail2archer/mail2archer/internal/sim/archersim"
+	"github.com/mail2archer/mail2archer/internal/sim/graphsim"
 )
 
 const (
 	testTenant = "84bd8158-6d4d-4958-8b9f-9d6445542f95"
-	testSub    = "7f105c7d-2dc5-4530-97cd-4e7ae6534c07"
-	testSecret = "client-state-secret-for-the-durability-test"
+	testClient = "24d3b144-21ae-4080-943f-7067b395b913"
+	testMbox   = "phish@contoso.com"
 )
 
-// buildBinary compiles the command once per test binary run.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// buildBinary compiles the command once per test run.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mail2archer")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("build: %v", err)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "m2a-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "mail2archer")
+		cmd := exec.Command("go", "build", "-o", binPath, ".")
+		cmd.Stderr = os.Stderr
+		buildErr = cmd.Run()
+	})
+	if buildErr != nil {
+		t.Fatalf("build: %v", buildErr)
 	}
-	return bin
+	return binPath
+}
+
+// world is the simulated tenant and Archer a binary under test talks to.
+type world struct {
+	graph  *graphsim.Server
+	archer *archersim.Server
+	env    []string
+	dir    string
+	addr   string
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	dir := t.TempDir()
+	g := graphsim.New(graphsim.Options{TenantID: testTenant, AppID: testClient, ClientSecret: "s3cret", AllowHTTP: true,
+		Logger: zerolog.Nop()})
+	g.AddMailbox(testMbox)
+	gs := httptest.NewTLSServer(g)
+	t.Cleanup(func() { g.Close(); gs.Close() })
+	a, err := archersim.New(archersim.Options{VirtualDir: "/RSAArcher", Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := httptest.NewServer(a)
+	t.Cleanup(as.Close)
+
+	// The binary trusts the Graph simulator's certificate through
+	// SSL_CERT_FILE, as it would trust a corporate CA.
+	certFile := filepath.Join(dir, "graphsim.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: gs.Certificate().Raw})
+	if err := os.WriteFile(certFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mapping := filepath.Join(dir, "mapping.yaml")
+	if err := os.WriteFile(mapping, api.MappingExample, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	return &world{graph: g, archer: a, dir: dir, addr: addr, env: []string{
+		"PATH=" + os.Getenv("PATH"),
+		"SSL_CERT_FILE=" + certFile,
+		"M2A_TENANT_ID=" + testTenant,
+		"M2A_CLIENT_ID=" + testClient,
+		"M2A_CLIENT_SECRET=s3cret",
+		"M2A_GRAPH_BASE_URL=" + gs.URL + "/v1.0",
+		"M2A_GRAPH_AUTHORITY_HOST=" + gs.URL + "/",
+		"M2A_MAILBOXES=" + testMbox,
+		"M2A_PUBLIC_URL=http://" + addr,
+		"M2A_ALLOW_INSECURE_PUBLIC_URL=true",
+		"M2A_LISTEN_ADDR=" + addr,
+		"M2A_ARCHER_URL=" + as.URL + "/RSAArcher",
+		"M2A_ARCHER_INSTANCE=Default",
+		"M2A_ARCHER_USERNAME=mail2archer",
+		"M2A_ARCHER_PASSWORD=mail2archer-sandbox",
+		"M2A_MAPPING_FILE=" + mapping,
+		"M2A_DATABASE_URL=sqlite://./state/m2a.db",
+		"M2A_LOG_FORMAT=json",
+	}}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ln.Close() }()
+	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
 type proc struct {
 	cmd  *exec.Cmd
-	addr string
-	logs *bytes.Buffer
+	mu   sync.Mutex
+	logs bytes.Buffer
 	done chan error
 }
 
-// start runs the binary and waits for the log line that gives its address.
-func start(t *testing.T, bin, dir string, extraEnv ...string) *proc {
+func (p *proc) Logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+// start runs the binary and waits until it reports ready on /readyz.
+func (w *world) start(t *testing.T, extraEnv ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, "serve")
-	cmd.Dir = dir
-	cmd.Env = append([]string{
-		"PATH=" + os.Getenv("PATH"),
-		"M2A_TENANT_ID=" + testTenant,
-		"M2A_PUBLIC_URL=https://mail2archer.example.com",
-		"M2A_LISTEN_ADDR=127.0.0.1:0",
-		"M2A_DATABASE_URL=sqlite://./state/m2a.db",
-		"M2A_LOG_FORMAT=json",
-	}, extraEnv...)
+	cmd := exec.Command(buildBinary(t), "serve")
+	cmd.Dir = w.dir
+	cmd.Env = append(append([]string{}, w.env...), extraEnv...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -66,137 +152,172 @@ func start(t *testing.T, bin, dir string, extraEnv ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	addrCh := make(chan string, 1)
+	p := &proc{cmd: cmd, done: make(chan error, 1)}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			line := sc.Text()
-			p.logs.WriteString(line + "\n")
-			var ev struct {
-				Message string `json:"message"`
-				Addr    string `json:"addr"`
-			}
-			if json.Unmarshal([]byte(line), &ev) == nil && ev.Message == "mail2archer is serving" {
-				addrCh <- ev.Addr
-			}
+			p.mu.Lock()
+			p.logs.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
 		}
 		p.done <- cmd.Wait()
 	}()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	select {
-	case p.addr = <-addrCh:
-	case err := <-p.done:
-		t.Fatalf("service exited before serving: %v\n%s", err, p.logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("service did not start:\n%s", p.logs)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + w.addr + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case err := <-p.done:
+			t.Fatalf("service exited before it was ready: %v\n%s", err, p.Logs())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("service not ready after 30 s:\n%s", p.Logs())
+		}
 	}
-	return p
 }
 
-func notification(messageID string) []byte {
-	b, _ := json.Marshal(map[string]any{"value": []any{map[string]any{
-		"subscriptionId": testSub, "clientState": testSecret, "changeType": "created",
-		"tenantId": testTenant, "resource": "users/x/messages/" + messageID,
-		"resourceData": map[string]any{"@odata.type": "#Microsoft.Graph.Message", "id": messageID},
-	}}})
-	return b
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.Logs())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit within 30 s of SIGTERM")
+	}
 }
 
-// TestAcceptedNotificationsSurviveSIGKILL posts notifications, kills the
-// process right after the 202s, restarts it, and finds every job.
+func (w *world) incidents() []archersim.Record {
+	var out []archersim.Record
+	for _, r := range w.archer.Records() {
+		if r.LevelID == 232 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (w *world) waitIncidents(t *testing.T, n int, d time.Duration) []archersim.Record {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		recs := w.incidents()
+		if len(recs) >= n {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d incidents after %s", len(recs), n, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func testEmail(i int) []byte {
+	return []byte(fmt.Sprintf("From: \"Billing\" <billing@fabrikam-pay.example>\r\nTo: %s\r\n"+
+		"Subject: Invoice %04d overdue\r\nMessage-ID: <inv-%04d@fabrikam-pay.example>\r\n"+
+		"Date: Fri, 27 Nov 2026 09:30:00 +0000\r\nContent-Type: text/plain\r\n\r\n"+
+		"Pay at https://fabrikam-pay.example/i/%d today.\r\n", testMbox, i, i, i))
+}
+
+// TestAcceptedNotificationsSurviveSIGKILL delivers emails, kills the process
+// right after Graph's notifications were answered, restarts it, and finds
+// exactly one incident per email.
 func TestAcceptedNotificationsSurviveSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	ctx := context.Background()
-
-	st, err := store.Open(ctx, "sqlite://"+filepath.Join(dir, "state", "m2a.db"), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.SaveSubscription(ctx, store.Subscription{ID: testSub, Mailbox: "phish@contoso.com",
-		Folder: "Inbox", ClientState: testSecret, ExpiresAt: time.Now().Add(72 * time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
-	_ = st.Close()
-
-	p := start(t, bin, dir)
-	const n = 40
+	w := newWorld(t)
+	p := w.start(t)
+	const n = 20
+	// Slow Archer down so that most jobs are still queued at the kill.
+	w.archer.SetLatency(200 * time.Millisecond)
 	for i := 0; i < n; i++ {
-		resp, err := http.Post("http://"+p.addr+"/webhooks/graph", "application/json",
-			bytes.NewReader(notification(fmt.Sprintf("AAMk-durable-%02d", i))))
-		if err != nil {
+		if _, err := w.graph.Deliver(testMbox, "Inbox", testEmail(i)); err != nil {
 			t.Fatal(err)
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("notification %d: status %d", i, resp.StatusCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := w.graph.WaitDelivered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range w.graph.Deliveries() {
+		if d.Err != "" || d.Status != http.StatusAccepted {
+			t.Fatalf("a delivery was not accepted: %+v", d)
 		}
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-p.done
+	before := len(w.incidents())
+	w.archer.SetLatency(0)
 
-	p2 := start(t, bin, dir)
-	resp, err := http.Get("http://" + p2.addr + "/readyz")
-	if err != nil {
-		t.Fatal(err)
+	p2 := w.start(t)
+	recs := w.waitIncidents(t, n, 60*time.Second)
+	t.Logf("%d incidents before the kill, %d after the restart", before, len(recs))
+	time.Sleep(500 * time.Millisecond) // a duplicate would show up now
+	if got := len(w.incidents()); got != n {
+		t.Errorf("%d incidents for %d emails", got, n)
 	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("readyz after restart: %d", resp.StatusCode)
+	keys := map[string]bool{}
+	for _, r := range w.incidents() {
+		k := fmt.Sprint(r.Fields["Reported Email Key"])
+		if keys[k] {
+			t.Errorf("two incidents for %s", k)
+		}
+		keys[k] = true
 	}
-	// A graceful stop must end with exit status 0.
-	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	p2.stop(t)
+	if !strings.Contains(p2.Logs(), "stopped cleanly") {
+		t.Errorf("no clean stop logged:\n%s", p2.Logs())
+	}
+}
+
+// TestCrashBetweenCreateAndCommitMakesNoSecondIncident kills the process
+// right after Archer created the record, before the id is stored; after
+// the restart the record is found by its key and adopted.
+func TestCrashBetweenCreateAndCommitMakesNoSecondIncident(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	w := newWorld(t)
+	p := w.start(t, "M2A_TESTHOOK_KILL_AFTER_CREATE=1")
+	if _, err := w.graph.Deliver(testMbox, "Inbox", testEmail(1)); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-p2.done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, p2.logs)
-		}
+	case <-p.done:
 	case <-time.After(30 * time.Second):
-		t.Fatal("no exit within 30 s of SIGTERM")
+		t.Fatalf("the hook did not kill the service:\n%s", p.Logs())
 	}
-	if !strings.Contains(p2.logs.String(), "stopped cleanly") {
-		t.Errorf("no clean stop logged:\n%s", p2.logs)
+	if got := len(w.incidents()); got != 1 {
+		t.Fatalf("%d incidents at the crash, want the 1 created", got)
 	}
-
-	st, err = store.Open(ctx, "sqlite://"+filepath.Join(dir, "state", "m2a.db"), zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = st.Close() }()
-	rows, err := st.DB().Query(`SELECT json_extract(json(args), '$.message_id'), state FROM river_job WHERE kind = 'process_message'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = rows.Close() }()
-	found := map[string]bool{}
-	for rows.Next() {
-		var id, state string
-		if err := rows.Scan(&id, &state); err != nil {
-			t.Fatal(err)
+	p2 := w.start(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p2.Logs(), `"adopted":true`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the record was not adopted:\n%s", p2.Logs())
 		}
-		if state == "completed" {
-			t.Errorf("job %s marked completed without a processing worker", id)
-		}
-		found[id] = true
+		time.Sleep(50 * time.Millisecond)
 	}
-	for i := 0; i < n; i++ {
-		if id := fmt.Sprintf("AAMk-durable-%02d", i); !found[id] {
-			t.Errorf("job for %s lost", id)
-		}
+	if got := len(w.incidents()); got != 1 {
+		t.Errorf("%d incidents after the restart, want 1", got)
 	}
-	if len(found) != n {
-		t.Errorf("%d jobs, want %d", len(found), n)
-	}
+	p2.stop(t)
 }
 
 func TestCommandLine(t *testing.T) {
@@ -212,10 +333,10 @@ func TestCommandLine(t *testing.T) {
 }
 
 func TestHealthcheck(t *testing.T) {
-	bin := buildBinary(t)
-	p := start(t, bin, t.TempDir())
+	w := newWorld(t)
+	w.start(t)
 	check := func(addr string) int {
-		cmd := exec.Command(bin, "healthcheck")
+		cmd := exec.Command(buildBinary(t), "healthcheck")
 		cmd.Env = []string{"M2A_LISTEN_ADDR=" + addr}
 		if err := cmd.Run(); err != nil {
 			if ee, ok := err.(*exec.ExitError); ok {
@@ -225,10 +346,58 @@ func TestHealthcheck(t *testing.T) {
 		}
 		return 0
 	}
-	if code := check(p.addr); code != 0 {
+	if code := check(w.addr); code != 0 {
 		t.Errorf("healthy service: exit %d", code)
 	}
 	if code := check("127.0.0.1:1"); code != 1 {
 		t.Errorf("nothing listening: exit %d, want 1", code)
 	}
 }
+
+// TestOperatorCommands runs jobs list, replay and subscriptions list
+// against the state a running service keeps.
+func TestOperatorCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	w := newWorld(t)
+	p := w.start(t)
+	id, err := w.graph.Deliver(testMbox, "Inbox", testEmail(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.waitIncidents(t, 1, 20*time.Second)
+	msg, _ := w.graph.Message(testMbox, id)
+	run := func(args ...string) string {
+		cmd := exec.Command(buildBinary(t), args...)
+		cmd.Dir = w.dir
+		cmd.Env = w.env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := run("jobs", "list", "--state", "completed"); !strings.Contains(out, "process_message") {
+		t.Errorf("jobs list:\n%s", out)
+	}
+	if out := run("subscriptions", "list"); !strings.Contains(out, testMbox) {
+		t.Errorf("subscriptions list:\n%s", out)
+	}
+	// A replay while the record exists adopts it: still one incident.
+	if out := run("replay", "--mailbox", testMbox, "--message", msg.ImmutableID); !strings.Contains(out, "queued job") {
+		t.Errorf("replay:\n%s", out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(p.Logs(), `"incident recorded"`) < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replay did not run:\n%s", p.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := len(w.incidents()); got != 1 {
+		t.Errorf("%d incidents after a replay, want 1", got)
+	}
+	p.stop(t)
+}
+

@@ -61,6 +61,11 @@ type Options struct {
 	// Listener, when set, is served instead of listening on
 	// M2A_LISTEN_ADDR; the App closes it.
 	Listener net.Listener
+	// GraphMailboxRPS and GraphMailboxBurst replace the Graph client's
+	// per-mailbox token bucket (benchmarks with a time-scaled Graph
+	// simulator); zero keeps the client's defaults.
+	GraphMailboxRPS   float64
+	GraphMailboxBurst int
 }
 
 // New opens the store (running migrations), connects the Graph and Archer
@@ -99,12 +104,14 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	if err != nil {
 		return nil, fmt.Errorf("archer client: %w", err)
 	}
-	cleanups = append(cleanups, func() error { return a.archer.Close(context.Background()) })
+	ac := a.archer
+	cleanups = append(cleanups, func() error { return ac.Close(context.Background()) })
 	a.graph, err = graph.New(graph.Config{
 		TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
 		CertificateFile: cfg.ClientCertificateFile, CertificatePassword: cfg.ClientCertificatePassword.Reveal(),
 		BaseURL: cfg.GraphBaseURL, AuthorityHost: cfg.GraphAuthorityHost,
-		HTTPClient: outbound.wrap("graph", opts.GraphHTTPClient),
+		HTTPClient:               outbound.wrap("graph", opts.GraphHTTPClient),
+		MailboxRequestsPerSecond: opts.GraphMailboxRPS, MailboxBurst: opts.GraphMailboxBurst,
 	}, log)
 	if err != nil {
 		return nil, fmt.Errorf("graph client: %w", err)
@@ -207,6 +214,15 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	return a, nil
 }
 
+// Archer is the service's Archer client.
+func (a *App) Archer() *archer.Client { return a.archer }
+
+// Store is the service's state database.
+func (a *App) Store() *store.Store { return a.store }
+
+// Logger is the service's logger.
+func (a *App) Logger() zerolog.Logger { return a.log }
+
 // Mapping is the mapping resolved against Archer at start.
 func (a *App) Mapping() *incident.Compiled { return a.mapping }
 
@@ -219,6 +235,11 @@ func (a *App) Addr() string { return a.listener.Addr().String() }
 // running at the deadline), close the database. It returns the joined errors
 // of the shutdown, or the error that stopped the service early.
 func (a *App) Run(ctx context.Context) error {
+	if n, err := a.store.ReleaseOrphanedJobs(ctx); err != nil {
+		a.log.Error().Err(err).Msg("could not release jobs left running by a previous process; the queue rescues them later")
+	} else if n > 0 {
+		a.log.Warn().Int("jobs", n).Msg("jobs were running when the service last stopped; they run again now")
+	}
 	if err := a.queue.Start(context.WithoutCancel(ctx)); err != nil {
 		_ = a.listener.Close()
 		_ = a.store.Close()

@@ -109,10 +109,13 @@ func (w *MessageWorker) Work(ctx context.Context, job *river.Job[jobs.ProcessMes
 	recordID, adopted, err := w.process(ctx, job, log)
 	if err != nil {
 		out := w.outcome(err)
-		w.opts.Metrics.outcome(reasonOf(out, err))
+		reason := reasonOf(out, err)
+		w.opts.Metrics.outcome(reason)
 		var cancel *river.JobCancelError
 		if errors.As(out, &cancel) {
-			log.Error().Err(err).Msg("job ended: " + reasonOf(out, err))
+			// The reason leads the error, so `jobs list` shows it first.
+			out = river.JobCancel(fmt.Errorf("%s: %w", reason, err))
+			log.Error().Err(err).Str("reason", reason).Msg("job ended")
 		} else {
 			log.Warn().Err(err).Msg("attempt failed; will retry")
 		}
@@ -154,7 +157,13 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 		Sender: email.Address{Name: msg.Sender.Name, Address: msg.Sender.Address},
 	}, w.opts.Email)
 	if err != nil {
-		return 0, false, &permanentError{reason: "unreadable_email", err: fmt.Errorf("analyse: %w", err)}
+		if rep == nil || rep.Suspect == nil {
+			return 0, false, &permanentError{reason: "unreadable_email", err: fmt.Errorf("analyse: %w", err)}
+		}
+		// A bound was hit: the report holds what could be read, and the
+		// incident is still worth creating, with the reason on record.
+		rep.Warnings = append(rep.Warnings, err.Error())
+		log.Warn().Err(err).Msg("email only partly analysed; creating the incident from what was read")
 	}
 	inc, err := w.opts.Mapping.Render(rep, msg.MIME, w.opts.Now())
 	if err != nil {

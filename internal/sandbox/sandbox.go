@@ -72,14 +72,14 @@ type Sandbox struct {
 
 // Start starts the simulators and the service and returns once the service
 // serves. The caller must Stop it.
-func Start(ctx context.Context, opts Options) (sb *Sandbox, err error) {
+func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if opts.Dir == "" {
 		return nil, errors.New("sandbox: a state directory is required")
 	}
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	sb = &Sandbox{}
+	sb := &Sandbox{}
 	defer func() {
 		if err != nil {
 			sb.stopSimulators()
@@ -183,10 +183,12 @@ func (sb *Sandbox) Deliver(mime []byte) (string, error) {
 	return sb.Graph.Deliver(Mailbox, "Inbox", mime)
 }
 
-// WaitReady waits until the service's /readyz answers 200.
+// WaitReady waits until the service's /readyz answers 200. It asks the
+// service on its listen address, not through a reverse proxy that the
+// public URL may name.
 func (sb *Sandbox) WaitReady(ctx context.Context) error {
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, sb.ServiceURL()+"/readyz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+sb.App.Addr()+"/readyz", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			_ = resp.Body.Close()

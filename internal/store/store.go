@@ -209,3 +209,22 @@ func (s *Store) JobCounts(ctx context.Context) (map[string]int, error) {
 	}
 	return out, nil
 }
+
+// ReleaseOrphanedJobs makes jobs that were running when the process last
+// stopped available again, and returns how many there were. With the
+// embedded SQLite database one process owns the queue, so at its start a
+// job marked running can only belong to a process that died; without this,
+// the queue would wait for its stuck-job rescue (the job timeout plus a
+// minute) before retrying them. The exactly-once record creation makes the
+// retry safe. Call it before starting the queue's workers.
+func (s *Store) ReleaseOrphanedJobs(ctx context.Context) (int, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running'`)
+	if err != nil {
+		return 0, fmt.Errorf("release orphaned jobs: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("release orphaned jobs: %w", err)
+	}
+	return int(n), nil
+}
