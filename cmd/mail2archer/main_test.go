@@ -400,4 +400,3 @@ func TestOperatorCommands(t *testing.T) {
 	}
 	p.stop(t)
 }
-

@@ -21,7 +21,9 @@ import (
 // quickRetry retries failed jobs after 100 ms, so fault tests take seconds.
 type quickRetry struct{}
 
-func (quickRetry) NextRetry(*rivertype.JobRow) time.Time { return time.Now().Add(100 * time.Millisecond) }
+func (quickRetry) NextRetry(*rivertype.JobRow) time.Time {
+	return time.Now().Add(100 * time.Millisecond)
+}
 
 func fastOptions() Options { return Options{App: app.Options{RetryPolicy: quickRetry{}}} }
 
