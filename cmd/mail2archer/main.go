@@ -62,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return replayCmd(rest, stdout, stderr)
 	case "subscriptions":
 		return subscriptionsCmd(rest, stdout, stderr)
+	case "bench":
+		return benchCmd(rest, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(stderr)
 	case "version":
@@ -89,6 +91,7 @@ Commands:
                                 process one email again on purpose
   subscriptions list|sync|delete ID...
                                 show, reconcile and resync, or delete Graph subscriptions
+  bench [--smoke] [--json FILE]  measure the service against local simulators (see the README)
   healthcheck                   check that the local service answers /healthz (exit 0 or 1)
   version                       print the version
 

@@ -28,8 +28,15 @@ func loadQuiet(stderr io.Writer) (*config.Config, zerolog.Logger, bool) {
 	return cfg, log, true
 }
 
-func openStore(ctx context.Context, cfg *config.Config, log zerolog.Logger, stderr io.Writer) (*store.Store, bool) {
-	st, err := store.Open(ctx, cfg.DatabaseURL.Reveal(), log)
+// openStore opens the state database named by M2A_DATABASE_URL alone: the
+// jobs and replay commands need nothing else.
+func openStore(ctx context.Context, stderr io.Writer) (*store.Store, bool) {
+	dbURL, err := config.LoadDatabaseURL()
+	if err != nil {
+		_, _ = fmt.Fprintln(stderr, err)
+		return nil, false
+	}
+	st, err := store.Open(ctx, dbURL.Reveal(), zerolog.Nop())
 	if err != nil {
 		_, _ = fmt.Fprintln(stderr, "open the state database:", err)
 		return nil, false
@@ -57,10 +64,6 @@ func jobsCmd(args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintln(stderr, "usage: mail2archer jobs list [--state S] [--limit N] | jobs retry ID")
 		return 2
 	}
-	cfg, log, ok := loadQuiet(stderr)
-	if !ok {
-		return 2
-	}
 	ctx := context.Background()
 	switch args[0] {
 	case "list":
@@ -71,7 +74,7 @@ func jobsCmd(args []string, stdout, stderr io.Writer) int {
 		if err := fs.Parse(args[1:]); err != nil {
 			return 2
 		}
-		st, ok := openStore(ctx, cfg, log, stderr)
+		st, ok := openStore(ctx, stderr)
 		if !ok {
 			return 1
 		}
@@ -91,7 +94,7 @@ func jobsCmd(args []string, stdout, stderr io.Writer) int {
 			_, _ = fmt.Fprintf(stderr, "%q is not a job id\n", args[1])
 			return 2
 		}
-		st, ok := openStore(ctx, cfg, log, stderr)
+		st, ok := openStore(ctx, stderr)
 		if !ok {
 			return 1
 		}
@@ -114,12 +117,8 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, log, ok := loadQuiet(stderr)
-	if !ok {
-		return 2
-	}
 	ctx := context.Background()
-	st, ok := openStore(ctx, cfg, log, stderr)
+	st, ok := openStore(ctx, stderr)
 	if !ok {
 		return 1
 	}

@@ -110,7 +110,7 @@ Where to look:
   metrics       %[1]s/metrics
   incidents     %[2]s/sim/records   (JSON: %[2]s/sim/records.json)
   more email    mail2archer sandbox deliver FILE.eml...   (or POST it to http://%[3]s/deliver)
-  jobs          M2A_DATABASE_URL=sqlite://%[4]s/mail2archer.db … mail2archer jobs list
+  jobs          M2A_DATABASE_URL=sqlite://%[4]s/mail2archer.db mail2archer jobs list
 Press Ctrl-C to stop.
 `, sb.ServiceURL(), sb.ArcherURL, *control, *dir)
 	known := len(sb.Archer.Records())

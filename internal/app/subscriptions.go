@@ -197,7 +197,7 @@ func Subscriptions(ctx context.Context, cfg *config.Config, log zerolog.Logger, 
 		return nil
 	case "delete":
 		if len(args) < 2 {
-			return errors.New("usage: mail2archer subscriptions delete ID...")
+			return errors.New("usage: mail2archer subscriptions delete ID [ID ...]")
 		}
 		for _, id := range args[1:] {
 			if err := m.Delete(ctx, id); err != nil {

@@ -157,6 +157,20 @@ func Load() (*Config, error) {
 	return &cfg, nil
 }
 
+// LoadDatabaseURL reads only M2A_DATABASE_URL (or its _FILE), for the
+// operator commands that work on the state database alone.
+func LoadDatabaseURL() (Secret, error) {
+	f, _ := reflect.TypeOf(Config{}).FieldByName("DatabaseURL")
+	var s Secret
+	if err := loadSecret(f, reflect.ValueOf(&s).Elem()); err != nil {
+		return "", err
+	}
+	if err := checkDatabaseURL(s.Reveal()); err != nil {
+		return "", fmt.Errorf("M2A_DATABASE_URL: %w", err)
+	}
+	return s, nil
+}
+
 // Defaults returns the configuration with every default applied and nothing
 // else set; the sandbox and tests fill in the rest and call Validate.
 func Defaults() *Config {
@@ -197,8 +211,11 @@ func varName(f reflect.StructField) string { return Prefix + "_" + f.Tag.Get("en
 // one wins. A trailing newline in the file is dropped.
 func loadSecret(f reflect.StructField, dst reflect.Value) error {
 	name := varName(f)
-	val, ok := os.LookupEnv(name)
-	path, fromFile := os.LookupEnv(name + "_FILE")
+	// An empty variable counts as unset, as an .env file lists them all.
+	val, _ := os.LookupEnv(name)
+	ok := val != ""
+	path, _ := os.LookupEnv(name + "_FILE")
+	fromFile := path != ""
 	switch {
 	case fromFile && ok:
 		return fmt.Errorf("%s and %s_FILE are both set: set only one", name, name)

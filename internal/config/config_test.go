@@ -166,6 +166,12 @@ func TestSecretFromFile(t *testing.T) {
 		t.Errorf("secret %q", cfg.DatabaseURL.Reveal())
 	}
 
+	t.Run("empty variable beside the file", func(t *testing.T) {
+		t.Setenv("M2A_DATABASE_URL", "")
+		if _, err := Load(); err != nil {
+			t.Fatalf("an empty variable beside _FILE: %v", err)
+		}
+	})
 	t.Run("both set", func(t *testing.T) {
 		t.Setenv("M2A_DATABASE_URL", "sqlite://x.db")
 		if _, err := Load(); err == nil || !strings.Contains(err.Error(), "both set") {

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -9,11 +8,6 @@ import (
 
 	"github.com/rs/zerolog"
 )
-
-type logBuffer struct {
-	buf bytes.Buffer
-	mu  chan struct{}
-}
 
 func start(t testing.TB, opts Options) *Sandbox {
 	t.Helper()

@@ -88,6 +88,9 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Subscriptions != nil {
+		opts.Subscriptions = newSubscriptionCache(opts.Subscriptions, 30*time.Second, opts.Now)
+	}
 	s := &Server{opts: opts, metrics: m}
 	s.router = s.routes()
 	return s, nil

@@ -525,3 +525,43 @@ func TestClientAddressFromTrustedProxy(t *testing.T) {
 		}
 	}
 }
+
+type countingSubscriptions struct {
+	mu    sync.Mutex
+	calls int
+	subs  map[string]store.Subscription
+}
+
+func (c *countingSubscriptions) Subscription(_ context.Context, id string) (store.Subscription, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	s, ok := c.subs[id]
+	if !ok {
+		return s, store.ErrNotFound
+	}
+	return s, nil
+}
+
+func TestSubscriptionCache(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	next := &countingSubscriptions{subs: map[string]store.Subscription{"a": {ID: "a", ClientState: "x"}}}
+	c := newSubscriptionCache(next, 30*time.Second, func() time.Time { return now })
+	for i := 0; i < 3; i++ {
+		if _, err := c.Subscription(context.Background(), "a"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Subscription(context.Background(), "unknown"); err == nil {
+			t.Fatal("unknown subscription found")
+		}
+	}
+	if next.calls != 4 { // one for "a", three for the uncached unknown id
+		t.Errorf("%d lookups, want 4", next.calls)
+	}
+	now = now.Add(31 * time.Second)
+	delete(next.subs, "a")
+	if _, err := c.Subscription(context.Background(), "a"); err == nil {
+		t.Error("a deleted subscription outlived the cache's TTL")
+	}
+}
