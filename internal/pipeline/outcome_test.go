@@ -30,7 +30,7 @@ func TestOutcome(t *testing.T) {
 		{"archer 500", fmt.Errorf("create record: %w", &archer.StatusError{StatusCode: 500}), "retry", "archer_transient"},
 		{"render", &permanentError{reason: "render_failed", err: errors.New("bad template")}, "cancel", "render_failed"},
 		{"database", errors.New("database is locked"), "retry", "error"},
-		{"cancelled context", fmt.Errorf("attempt: %w", errors.ErrUnsupported), "retry", "error"},
+		{"unclassified error", fmt.Errorf("attempt: %w", errors.ErrUnsupported), "retry", "error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
