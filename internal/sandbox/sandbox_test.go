@@ -2,6 +2,8 @@ package sandbox
 
 import (
 	"context"
+	"net"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +59,31 @@ func TestSamplesBecomeIncidents(t *testing.T) {
 	t.Log("\n" + table.String())
 	if len(recs) != len(samples) {
 		t.Errorf("%d records for %d emails", len(recs), len(samples))
+	}
+}
+
+func TestDeliverThroughTheControlAPI(t *testing.T) {
+	t.Parallel()
+	sb := start(t, Options{})
+	ctl := httptest.NewServer(sb.ControlHandler())
+	t.Cleanup(ctl.Close)
+	addr := strings.TrimPrefix(ctl.URL, "http://")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	id, err := DeliverTo(ctx, addr, Samples()[0].MIME)
+	if err != nil || id == "" {
+		t.Fatalf("deliver: %q %v", id, err)
+	}
+	if _, err := sb.WaitRecords(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DeliverTo(ctx, addr, nil); err == nil || !strings.Contains(err.Error(), "raw email") {
+		t.Errorf("an empty email was accepted: %v", err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	_ = ln.Close()
+	if _, err := DeliverTo(ctx, dead, []byte("x")); err == nil || !strings.Contains(err.Error(), "mail2archer sandbox") {
+		t.Errorf("no sandbox running: %v", err)
 	}
 }
