@@ -104,6 +104,12 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintln(stderr, werr)
 		return 1
 	}
+	if missed := rep.Missed(); len(missed) > 0 {
+		_, _ = fmt.Fprintln(stdout, "\nMissed:")
+		for _, m := range missed {
+			_, _ = fmt.Fprintln(stdout, "  "+m)
+		}
+	}
 	_, _ = fmt.Fprintf(stdout, "\n%d CPUs, %s, bench took %s\n", rep.Host.CPUs, rep.Host.GoVersion, time.Since(start).Round(time.Second))
 	if *jsonOut != "" {
 		if werr := rep.WriteJSON(*jsonOut); werr != nil {
