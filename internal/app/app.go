@@ -158,7 +158,12 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		// A job still "running" this long after its timeout belonged to a
 		// process that died; make it available again.
 		RescueStuckJobsAfter: jobTimeout + time.Minute,
-		Logger:               slog.New(zerolog.NewSlogHandler(log.With().Str("component", "queue").Logger().Level(maxLevel(log.GetLevel(), zerolog.WarnLevel)))),
+		// The SQLite driver has no LISTEN/NOTIFY: a worker learns of a job
+		// inserted by this process after this cooldown (River's default is
+		// 100 ms, most of the time from notification to Archer create).
+		FetchCooldown:     5 * time.Millisecond,
+		FetchPollInterval: 50 * time.Millisecond,
+		Logger:            slog.New(zerolog.NewSlogHandler(log.With().Str("component", "queue").Logger().Level(maxLevel(log.GetLevel(), zerolog.WarnLevel)))),
 	})
 	if err != nil {
 		return nil, err
