@@ -95,24 +95,17 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		newQueueCollector(a.store))
 	outbound := newOutboundMetrics(reg)
 
-	a.archer, err = archer.New(archer.Config{
-		BaseURL: cfg.ArcherURL, APIPrefix: cfg.ArcherAPIPrefix, Instance: cfg.ArcherInstance,
-		Username: cfg.ArcherUsername, UserDomain: cfg.ArcherUserDomain, Password: cfg.ArcherPassword.Reveal(),
-		CAFile: cfg.ArcherCAFile, Timeout: cfg.ArcherTimeout,
-		HTTPClient: opts.ArcherHTTPClient, WrapTransport: outbound.transport("archer"),
-	}, log)
+	acfg := archerConfig(cfg, opts.ArcherHTTPClient)
+	acfg.WrapTransport = outbound.transport("archer")
+	a.archer, err = archer.New(acfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("archer client: %w", err)
 	}
 	ac := a.archer
 	cleanups = append(cleanups, func() error { return ac.Close(context.Background()) })
-	a.graph, err = graph.New(graph.Config{
-		TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
-		CertificateFile: cfg.ClientCertificateFile, CertificatePassword: cfg.ClientCertificatePassword.Reveal(),
-		BaseURL: cfg.GraphBaseURL, AuthorityHost: cfg.GraphAuthorityHost,
-		HTTPClient:               outbound.wrap("graph", opts.GraphHTTPClient),
-		MailboxRequestsPerSecond: opts.GraphMailboxRPS, MailboxBurst: opts.GraphMailboxBurst,
-	}, log)
+	gcfg := graphConfig(cfg, outbound.wrap("graph", opts.GraphHTTPClient))
+	gcfg.MailboxRequestsPerSecond, gcfg.MailboxBurst = opts.GraphMailboxRPS, opts.GraphMailboxBurst
+	a.graph, err = graph.New(gcfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("graph client: %w", err)
 	}
@@ -169,13 +162,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, err
 	}
 
-	since, _ := cfg.InitialSync() // validated with the configuration
-	a.subs, err = subscriptions.New(subscriptions.Config{
-		Mailboxes: cfg.MailboxList(), Folder: cfg.MailFolder,
-		NotificationURL: cfg.WebhookURL(), LifecycleURL: cfg.LifecycleURL(),
-		AllowHTTP: cfg.AllowInsecurePublicURL, MaxLifetime: cfg.SubscriptionLifetime,
-		ResyncInterval: cfg.ResyncInterval, InitialSyncSince: since, FullResyncWindow: cfg.FullResyncWindow,
-	}, subsGraph{a.graph}, subsStore{a.store}, resyncQueue{a.queue, a.store},
+	a.subs, err = subscriptions.New(subscriptionsConfig(cfg), subsGraph{a.graph}, subsStore{a.store}, resyncQueue{a.queue, a.store},
 		subscriptions.Options{Logger: log, Registerer: reg})
 	if err != nil {
 		return nil, fmt.Errorf("subscriptions: %w", err)
@@ -217,6 +204,24 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		}
 	}
 	return a, nil
+}
+
+// graphConfig is the Graph client's configuration from the service's.
+func graphConfig(cfg *config.Config, hc *http.Client) graph.Config {
+	return graph.Config{
+		TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
+		CertificateFile: cfg.ClientCertificateFile, CertificatePassword: cfg.ClientCertificatePassword.Reveal(),
+		BaseURL: cfg.GraphBaseURL, AuthorityHost: cfg.GraphAuthorityHost, HTTPClient: hc,
+	}
+}
+
+// archerConfig is the Archer client's configuration from the service's.
+func archerConfig(cfg *config.Config, hc *http.Client) archer.Config {
+	return archer.Config{
+		BaseURL: cfg.ArcherURL, APIPrefix: cfg.ArcherAPIPrefix, Instance: cfg.ArcherInstance,
+		Username: cfg.ArcherUsername, UserDomain: cfg.ArcherUserDomain, Password: cfg.ArcherPassword.Reveal(),
+		CAFile: cfg.ArcherCAFile, Timeout: cfg.ArcherTimeout, HTTPClient: hc,
+	}
 }
 
 // Archer is the service's Archer client.

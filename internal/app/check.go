@@ -44,12 +44,9 @@ func Check(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Opt
 		_ = st.Close()
 	}
 
-	gc, err := graph.New(graph.Config{
-		TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
-		CertificateFile: cfg.ClientCertificateFile, CertificatePassword: cfg.ClientCertificatePassword.Reveal(),
-		BaseURL: cfg.GraphBaseURL, AuthorityHost: cfg.GraphAuthorityHost, HTTPClient: opts.GraphHTTPClient,
-		MaxRetries: -1,
-	}, log)
+	gcfg := graphConfig(cfg, opts.GraphHTTPClient)
+	gcfg.MaxRetries = -1 // a check reports, it does not wait out throttling
+	gc, err := graph.New(gcfg, log)
 	if err != nil {
 		add("graph credential", err, "", "check M2A_CLIENT_ID and M2A_CLIENT_SECRET or M2A_CLIENT_CERTIFICATE_FILE")
 	} else {
@@ -62,11 +59,7 @@ func Check(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Opt
 		}
 	}
 
-	ac, err := archer.New(archer.Config{
-		BaseURL: cfg.ArcherURL, APIPrefix: cfg.ArcherAPIPrefix, Instance: cfg.ArcherInstance,
-		Username: cfg.ArcherUsername, UserDomain: cfg.ArcherUserDomain, Password: cfg.ArcherPassword.Reveal(),
-		CAFile: cfg.ArcherCAFile, Timeout: cfg.ArcherTimeout, HTTPClient: opts.ArcherHTTPClient,
-	}, log)
+	ac, err := archer.New(archerConfig(cfg, opts.ArcherHTTPClient), log)
 	if err != nil {
 		add("archer login", err, "", "check the M2A_ARCHER_* settings")
 		return out

@@ -23,6 +23,17 @@ import (
 // its own types; these adapters connect it to the service's store, Graph
 // client and queue.
 
+// subscriptionsConfig is the manager's configuration from the service's.
+func subscriptionsConfig(cfg *config.Config) subscriptions.Config {
+	since, _ := cfg.InitialSync() // validated with the configuration
+	return subscriptions.Config{
+		Mailboxes: cfg.MailboxList(), Folder: cfg.MailFolder,
+		NotificationURL: cfg.WebhookURL(), LifecycleURL: cfg.LifecycleURL(),
+		AllowHTTP: cfg.AllowInsecurePublicURL, MaxLifetime: cfg.SubscriptionLifetime,
+		ResyncInterval: cfg.ResyncInterval, InitialSyncSince: since, FullResyncWindow: cfg.FullResyncWindow,
+	}
+}
+
 type subsStore struct{ *store.Store }
 
 func (s subsStore) SaveSubscription(ctx context.Context, r subscriptions.Record) error {
@@ -152,11 +163,7 @@ func Subscriptions(ctx context.Context, cfg *config.Config, log zerolog.Logger, 
 		return err
 	}
 	defer func() { _ = st.Close() }()
-	gc, err := graph.New(graph.Config{
-		TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
-		CertificateFile: cfg.ClientCertificateFile, CertificatePassword: cfg.ClientCertificatePassword.Reveal(),
-		BaseURL: cfg.GraphBaseURL, AuthorityHost: cfg.GraphAuthorityHost, HTTPClient: opts.GraphHTTPClient,
-	}, log)
+	gc, err := graph.New(graphConfig(cfg, opts.GraphHTTPClient), log)
 	if err != nil {
 		return fmt.Errorf("graph client: %w", err)
 	}
@@ -164,13 +171,8 @@ func Subscriptions(ctx context.Context, cfg *config.Config, log zerolog.Logger, 
 	if err != nil {
 		return err
 	}
-	since, _ := cfg.InitialSync()
-	m, err := subscriptions.New(subscriptions.Config{
-		Mailboxes: cfg.MailboxList(), Folder: cfg.MailFolder,
-		NotificationURL: cfg.WebhookURL(), LifecycleURL: cfg.LifecycleURL(),
-		AllowHTTP: cfg.AllowInsecurePublicURL, MaxLifetime: cfg.SubscriptionLifetime,
-		ResyncInterval: cfg.ResyncInterval, InitialSyncSince: since, FullResyncWindow: cfg.FullResyncWindow,
-	}, subsGraph{gc}, subsStore{st}, resyncQueue{q, st}, subscriptions.Options{Logger: log})
+	m, err := subscriptions.New(subscriptionsConfig(cfg), subsGraph{gc}, subsStore{st}, resyncQueue{q, st},
+		subscriptions.Options{Logger: log})
 	if err != nil {
 		return err
 	}
