@@ -139,6 +139,11 @@ func TestComposeFile(t *testing.T) {
 	if !slicesContain(app.Volumes, "state:/data") || c.Volumes == nil {
 		t.Errorf("volumes %v: the state must be on a named volume at /data", app.Volumes)
 	}
+	if !slicesContain(app.Volumes, "./mapping.yaml:/etc/mail2archer/mapping.yaml:ro") ||
+		app.Environment["M2A_MAPPING_FILE"] != "/etc/mail2archer/mapping.yaml" {
+		t.Errorf("the mapping file must be mounted read-only where M2A_MAPPING_FILE points: %v %q",
+			app.Volumes, app.Environment["M2A_MAPPING_FILE"])
+	}
 	if _, ok := c.Volumes["state"]; !ok {
 		t.Error("named volume state is not declared")
 	}
