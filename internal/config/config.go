@@ -56,7 +56,7 @@ type Config struct {
 	// Workers is the number of jobs processed at once.
 	Workers int `envconfig:"WORKERS" default:"4"`
 	// MaxAttempts bounds the attempts of one job before it is discarded.
-	MaxAttempts int `envconfig:"MAX_ATTEMPTS" default:"12"`
+	MaxAttempts int `envconfig:"MAX_ATTEMPTS" default:"25"`
 
 	// ClientID is the application (client) id of the Entra app registration.
 	ClientID string `envconfig:"CLIENT_ID"`
