@@ -400,3 +400,30 @@ func TestOperatorCommands(t *testing.T) {
 	}
 	p.stop(t)
 }
+
+func TestSandboxNeverWipesAForeignDirectory(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "thesis.tex"), []byte("years of work"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := wipeSandboxDir(dir); err == nil {
+		t.Fatal("a directory with foreign files was wiped")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "thesis.tex")); err != nil {
+		t.Fatalf("the file is gone: %v", err)
+	}
+	sb := filepath.Join(t.TempDir(), "sandbox-data")
+	if err := os.MkdirAll(sb, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"mail2archer.db", "mail2archer.db-wal", "mapping.yaml"} {
+		_ = os.WriteFile(filepath.Join(sb, f), nil, 0o600)
+	}
+	if err := wipeSandboxDir(sb); err != nil {
+		t.Fatal(err)
+	}
+	if err := wipeSandboxDir(filepath.Join(t.TempDir(), "missing")); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -53,7 +53,7 @@ func sandboxCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		opts.Fixture = f
 	}
-	if err := os.RemoveAll(*dir); err != nil {
+	if err := wipeSandboxDir(*dir); err != nil {
 		_, _ = fmt.Fprintln(stderr, err)
 		return 1
 	}
@@ -159,4 +159,25 @@ func sandboxDeliver(files []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintf(stdout, "delivered %s as %s\n", f, id)
 	}
 	return code
+}
+
+// wipeSandboxDir empties the sandbox's state directory from an earlier run.
+// It refuses a directory that holds anything but a sandbox's files, so a
+// mistyped --dir never deletes someone's data.
+func wipeSandboxDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		switch e.Name() {
+		case "mail2archer.db", "mail2archer.db-wal", "mail2archer.db-shm", "mapping.yaml":
+		default:
+			return fmt.Errorf("--dir %s holds %s, which is not a sandbox's; choose an empty or new directory", dir, e.Name())
+		}
+	}
+	return os.RemoveAll(dir)
 }
