@@ -79,7 +79,11 @@ func (s *Server) handleGetAttachment(req *apiRequest, idText string) {
 	enc := base64.NewEncoder(base64.StdEncoding, bw)
 	_, _ = enc.Write(a.Data) // a.Data is never modified after upload
 	_ = enc.Close()
-	_, _ = io.WriteString(bw, `"},"IsSuccessful":true,"ValidationMessages":[]}`+"\n")
+	success := `true`
+	if stringBooleans(req.w) {
+		success = `"true"`
+	}
+	_, _ = io.WriteString(bw, `"},"IsSuccessful":`+success+`,"ValidationMessages":[]}`+"\n")
 	_ = bw.Flush()
 }
 

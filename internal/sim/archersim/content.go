@@ -120,10 +120,14 @@ func (s *Server) handleCreate(req *apiRequest) {
 	}
 	s.mu.Lock()
 	id, msgs := s.createLocked(0, *cb.Content.LevelID, cb.Content.FieldContents)
+	hook := s.onCreate
 	s.mu.Unlock()
 	if len(msgs) > 0 {
 		writeJSON(req.w, http.StatusOK, failed(msgs...))
 		return
+	}
+	if hook != nil {
+		hook(id)
 	}
 	writeJSON(req.w, http.StatusOK, ok(map[string]any{"Id": id}))
 }
@@ -136,6 +140,11 @@ func (s *Server) createLocked(fixedID, levelID int64, contents map[string]json.R
 		return 0, []validationMessage{msg("InvalidLevel", "The level %d does not exist.", levelID)}
 	}
 	fields, msgs := s.parseFields(level, contents)
+	for k, v := range fields {
+		if v == nil { // nothing to clear on a new record
+			delete(fields, k)
+		}
+	}
 	msgs = append(msgs, requiredMessages(level, fields)...)
 	if len(msgs) > 0 {
 		return 0, msgs
@@ -176,6 +185,14 @@ func joinMessages(msgs []validationMessage) string {
 	return strings.Join(parts, "; ")
 }
 
+// handleUpdate answers PUT {prefix}/core/content as Archer does. The record
+// named by Content.Id keeps every field the request does not list; each
+// listed field's value is replaced whole (a list is replaced, not merged)
+// and an empty value clears it. The request is validated as a create is
+// (types, values lists, references, the strict mode), required fields may
+// not end up empty, and nothing changes when any message is returned. A
+// successful update sets the record's Updated time, which the Last Updated
+// field, Records and the record views show.
 func (s *Server) handleUpdate(req *apiRequest) {
 	cb, err := decodeContent(req.body)
 	if err != nil {
@@ -220,8 +237,10 @@ func (s *Server) handleUpdate(req *apiRequest) {
 	writeJSON(req.w, http.StatusOK, ok(map[string]any{"Id": rec.ID}))
 }
 
-// parseFields converts FieldContents into stored values. A nil stored value
-// means the request cleared the field.
+// parseFields converts FieldContents into stored values. A field present
+// with a nil value is cleared by the request; a field absent from the result
+// was not given or was ignored (Archer's silent acceptance: an input made
+// only of unknown references changes nothing).
 func (s *Server) parseFields(level *levelMeta, contents map[string]json.RawMessage) (map[int64]*storedValue, []validationMessage) {
 	out := map[int64]*storedValue{}
 	var msgs []validationMessage
@@ -258,10 +277,10 @@ func (s *Server) parseFields(level *levelMeta, contents map[string]json.RawMessa
 			}
 			continue
 		}
-		v, vm := s.parseValue(fm, e)
-		msgs = append(msgs, vm...)
-		if len(vm) == 0 {
-			out[id] = v
+		res := s.parseValue(fm, e)
+		msgs = append(msgs, res.msgs...)
+		if len(res.msgs) == 0 && res.outcome != ignored {
+			out[id] = res.value // nil when cleared
 		}
 	}
 	return out, msgs
@@ -287,10 +306,29 @@ func parseArcherDate(s string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// parseValue converts one entry; invalid input yields messages, while
-// unknown references are dropped (or reported in strict mode).
-func (s *Server) parseValue(fm *fieldMeta, e fieldEntry) (*storedValue, []validationMessage) {
-	bad := []validationMessage{msg("InvalidValue", "The value for the %s field is not valid.", fm.Name)}
+// valueOutcome says what an entry does to its field.
+type valueOutcome int
+
+const (
+	set     valueOutcome = iota // the field takes the value
+	cleared                     // the field becomes empty
+	ignored                     // the field keeps what it had
+)
+
+// parsed is the result of parseValue; msgs, when not empty, reject the
+// whole request.
+type parsed struct {
+	value   *storedValue
+	outcome valueOutcome
+	msgs    []validationMessage
+}
+
+// parseValue converts one entry. Malformed input yields messages. An empty
+// value (null, "", an empty list) clears the field. Unknown references are
+// dropped, or reported in strict mode; an entry made only of unknown
+// references is ignored, as Archer ignores invalid input without a message.
+func (s *Server) parseValue(fm *fieldMeta, e fieldEntry) parsed {
+	bad := parsed{outcome: ignored, msgs: []validationMessage{msg("InvalidValue", "The value for the %s field is not valid.", fm.Name)}}
 	v := &storedValue{Type: fm.Type}
 	var msgs []validationMessage
 	reject := func(what string, id any) {
@@ -298,47 +336,58 @@ func (s *Server) parseValue(fm *fieldMeta, e fieldEntry) (*storedValue, []valida
 			msgs = append(msgs, msg("InvalidReference", "The %s field references %s %v, which does not exist or cannot be selected.", fm.Name, what, id))
 		}
 	}
+	// refs finishes a reference-list field: given is the number of
+	// references in the request, kept the number that exist.
+	refs := func(given, kept int) parsed {
+		switch {
+		case kept > 0:
+			return parsed{value: v, outcome: set, msgs: msgs}
+		case given == 0:
+			return parsed{outcome: cleared}
+		}
+		return parsed{outcome: ignored, msgs: msgs}
+	}
 	if fm.Type == 19 {
 		if e.IPAddressBytes == nil || strings.TrimSpace(*e.IPAddressBytes) == "" {
-			return nil, nil
+			return parsed{outcome: cleared}
 		}
 		addr, err := netip.ParseAddr(strings.TrimSpace(*e.IPAddressBytes))
 		if err != nil {
 			reject("the IP address", strconv.Quote(*e.IPAddressBytes))
-			return nil, msgs
+			return parsed{outcome: ignored, msgs: msgs}
 		}
 		v.IP = addr.String()
-		return v, nil
+		return parsed{value: v, outcome: set}
 	}
 	if isNull(e.Value) {
-		return nil, nil
+		return parsed{outcome: cleared}
 	}
 	switch fm.Type {
 	case 1:
 		if json.Unmarshal(e.Value, &v.Text) != nil {
-			return nil, bad
+			return bad
 		}
 		if v.Text == "" {
-			return nil, nil
+			return parsed{outcome: cleared}
 		}
 	case 2:
 		var n json.Number
 		if json.Unmarshal(e.Value, &n) != nil {
-			return nil, bad
+			return bad
 		}
 		f, err := n.Float64()
 		if err != nil {
-			return nil, bad
+			return bad
 		}
 		v.Number = f
 	case 3:
 		var str string
 		if json.Unmarshal(e.Value, &str) != nil {
-			return nil, bad
+			return bad
 		}
 		t, okDate := parseArcherDate(str)
 		if !okDate {
-			return nil, bad
+			return bad
 		}
 		v.Date = t
 	case 4:
@@ -347,7 +396,7 @@ func (s *Server) parseValue(fm *fieldMeta, e fieldEntry) (*storedValue, []valida
 			OtherText     *string `json:"OtherText"`
 		}
 		if json.Unmarshal(e.Value, &in) != nil {
-			return nil, bad
+			return bad
 		}
 		for _, id := range in.ValuesListIDs {
 			val := s.md.values[id]
@@ -360,20 +409,18 @@ func (s *Server) parseValue(fm *fieldMeta, e fieldEntry) (*storedValue, []valida
 			}
 		}
 		v.OtherText = in.OtherText
-		if len(v.ValuesList) == 0 {
-			return nil, msgs
-		}
+		return refs(len(in.ValuesListIDs), len(v.ValuesList))
 	case 7:
 		if json.Unmarshal(e.Value, &v.Links) != nil {
-			return nil, bad
+			return bad
 		}
 		for _, l := range v.Links {
 			if strings.TrimSpace(l.URL) == "" {
-				return nil, bad
+				return bad
 			}
 		}
 		if len(v.Links) == 0 {
-			return nil, nil
+			return parsed{outcome: cleared}
 		}
 	case 8:
 		var in struct {
@@ -381,7 +428,7 @@ func (s *Server) parseValue(fm *fieldMeta, e fieldEntry) (*storedValue, []valida
 			GroupList []idRef `json:"GroupList"`
 		}
 		if json.Unmarshal(e.Value, &in) != nil {
-			return nil, bad
+			return bad
 		}
 		for _, u := range in.UserList {
 			if _, known := s.md.userByID[u.ID]; !known {
@@ -397,13 +444,11 @@ func (s *Server) parseValue(fm *fieldMeta, e fieldEntry) (*storedValue, []valida
 			}
 			v.Groups = append(v.Groups, g.ID)
 		}
-		if len(v.Users)+len(v.Groups) == 0 {
-			return nil, msgs
-		}
+		return refs(len(in.UserList)+len(in.GroupList), len(v.Users)+len(v.Groups))
 	case 9:
 		var in []contentRef
 		if json.Unmarshal(e.Value, &in) != nil {
-			return nil, bad
+			return bad
 		}
 		for _, r := range in {
 			target := s.records[r.ContentID]
@@ -413,13 +458,11 @@ func (s *Server) parseValue(fm *fieldMeta, e fieldEntry) (*storedValue, []valida
 			}
 			v.Refs = append(v.Refs, r.ContentID)
 		}
-		if len(v.Refs) == 0 {
-			return nil, msgs
-		}
+		return refs(len(in), len(v.Refs))
 	case 11:
 		var in []int64
 		if json.Unmarshal(e.Value, &in) != nil {
-			return nil, bad
+			return bad
 		}
 		for _, id := range in {
 			if s.attachments[id] == nil {
@@ -430,13 +473,11 @@ func (s *Server) parseValue(fm *fieldMeta, e fieldEntry) (*storedValue, []valida
 				v.Attachments = append(v.Attachments, id)
 			}
 		}
-		if len(v.Attachments) == 0 {
-			return nil, msgs
-		}
+		return refs(len(in), len(v.Attachments))
 	default:
-		return nil, bad
+		return bad
 	}
-	return v, msgs
+	return parsed{value: v, outcome: set}
 }
 
 func requiredMessages(level *levelMeta, fields map[int64]*storedValue) []validationMessage {

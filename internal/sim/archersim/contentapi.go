@@ -13,8 +13,27 @@ const contentAPIPageSize = 1000
 // level endpoints, GET {vdir}/contentapi/{LevelAlias} returns the level's
 // records as OData, keyed by field alias, with the record id under
 // "{LevelAlias}_Id". Level aliases are case-sensitive, as in Archer.
+//
+// The session comes in the Authorization header or the session cookie (see
+// sessionCookie), or only the cookie under ContentAPICookieOnly.
+//
+// Under ForbidContentAPI the API user may read no level. The Archer
+// documentation says what such a user sees but not what a read answers: the
+// Content API "Get Level Metadata" and "Get Endpoints" pages
+// (help.archerirm.cloud/platform_612/en-us/content/api/contentapi/contentapi_get_level_metadata.htm)
+// say results "vary based on the Read permissions granted to the session
+// token" and that a level is returned only if the user "would be able to see
+// a level in the Archer User Interface". No page found gives the status or
+// body of a read of a level the user may not read, so the simulator lists no
+// endpoint and answers such a read with 403 and the OData error object its
+// other Content API errors use; a client should key on the status, not the
+// text.
 func (s *Server) serveContentAPI(req *apiRequest, alias string) {
-	if !s.authenticate(req) {
+	src := sessionFromHeaderOrCookie
+	if req.quirks.cookieOnly {
+		src = sessionFromCookie
+	}
+	if !s.authenticateFrom(req, src) {
 		return
 	}
 	if req.method != http.MethodGet {
@@ -25,15 +44,23 @@ func (s *Server) serveContentAPI(req *apiRequest, alias string) {
 	alias = strings.TrimSuffix(alias, "/")
 	if alias == "" {
 		entries := []map[string]any{}
-		for _, l := range s.md.levelOrder {
-			entries = append(entries, map[string]any{"name": l.Alias, "kind": "EntitySet", "url": l.Alias})
+		// Without aliases (OmitAliases) no level has an endpoint; without
+		// read rights (ForbidContentAPI) none is listed.
+		if !req.quirks.omitAliases && !req.quirks.forbidContentAPI {
+			for _, l := range s.md.levelOrder {
+				entries = append(entries, map[string]any{"name": l.Alias, "kind": "EntitySet", "url": l.Alias})
+			}
 		}
 		writeJSON(req.w, http.StatusOK, map[string]any{"@odata.context": base + "$metadata", "value": entries})
 		return
 	}
 	level := s.md.levelByAlias[alias]
-	if level == nil {
+	if level == nil || req.quirks.omitAliases {
 		writeJSON(req.w, http.StatusNotFound, odataError(fmt.Sprintf("No HTTP resource was found that matches the request URI '%s'.", req.r.URL.Path)))
+		return
+	}
+	if req.quirks.forbidContentAPI {
+		writeJSON(req.w, http.StatusForbidden, odataError(fmt.Sprintf("The user may not read the level '%s'.", alias)))
 		return
 	}
 	q, err := parseOData(req.r.URL.RawQuery, nil)

@@ -3,6 +3,7 @@ package archersim
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -23,10 +24,11 @@ type Request struct {
 // Record is a read-only copy of a stored content record, with field values
 // rendered readably and keyed by field name.
 type Record struct {
-	ID      int64          `json:"Id"`
-	LevelID int64          `json:"LevelId"`
-	Level   string         `json:"Level"`
-	Created time.Time      `json:"Created"`
+	ID      int64     `json:"Id"`
+	LevelID int64     `json:"LevelId"`
+	Level   string    `json:"Level"`
+	Created time.Time `json:"Created"`
+	// Updated is the time of the last successful create or update.
 	Updated time.Time      `json:"Updated"`
 	Fields  map[string]any `json:"Fields"`
 }
@@ -71,13 +73,91 @@ func (s *Server) ActiveSessions() int {
 	return len(s.sessions)
 }
 
+// Failure describes the answer of a request made to fail by FailNextWith.
+type Failure struct {
+	// Status is the HTTP status code; one outside 100–599 becomes 500.
+	Status int
+	// RetryAfter, when not empty, is sent verbatim as the Retry-After
+	// header: delay-seconds such as "7", or an HTTP date.
+	RetryAfter string
+	// Body selects the body of the answer.
+	Body FailureBody
+}
+
+// FailureBody selects the body of an injected failure.
+type FailureBody int
+
+const (
+	// FailureIISPage is the HTML error page IIS serves, the default.
+	FailureIISPage FailureBody = iota
+	// FailureWebAPIMessage is ASP.NET Web API's bare error object,
+	// {"Message":"An error has occurred."}: JSON, but no Archer wrapper and
+	// no IsSuccessful. Archer's REST API answers unhandled errors this way.
+	FailureWebAPIMessage
+)
+
 // FailNext makes the next n requests answer with the given HTTP status and
 // an IIS-style HTML error page.
 func (s *Server) FailNext(n, status int) {
+	s.FailNextWith(n, Failure{Status: status})
+}
+
+// FailNextRetryAfter makes the next n requests answer with the given HTTP
+// status (429 or 503, typically), an IIS-style HTML error page and a
+// Retry-After header of the given number of seconds.
+func (s *Server) FailNextRetryAfter(n, status, seconds int) {
+	s.FailNextWith(n, Failure{Status: status, RetryAfter: strconv.Itoa(seconds)})
+}
+
+// FailNextWith makes the next n requests answer as f describes, before any
+// other handling. It replaces a failure still pending; n = 0 cancels it.
+func (s *Server) FailNextWith(n int, f Failure) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults.failNext = n
-	s.faults.failStatus = status
+	s.faults.failNext = max(n, 0)
+	s.faults.failure = f
+}
+
+// StringBooleans makes every Archer wrapper (REST API answers, including
+// each element of list answers) carry IsSuccessful as the string "true" or
+// "false" instead of a JSON boolean, as some Archer instances answer.
+func (s *Server) StringBooleans(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.quirks.stringBooleans = on
+}
+
+// OmitAliases makes the server behave as if no level and no field had an
+// Alias: the metadata endpoints leave the Alias property out of levels and
+// field definitions, and the Content API, whose endpoints are named by level
+// alias, lists no endpoint and finds no level (404), as Archer does for a
+// level it has no alias for.
+func (s *Server) OmitAliases(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.quirks.omitAliases = on
+}
+
+// ForbidContentAPI makes the Content API behave as for an API user without
+// read rights on the levels: the endpoint list is empty and a read of a
+// level answers 403. The REST API is unaffected. See serveContentAPI for
+// what the Archer documentation says and what it leaves open.
+func (s *Server) ForbidContentAPI(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.quirks.forbidContentAPI = on
+}
+
+// ContentAPICookieOnly makes the Content API accept the session only as the
+// __ArcherSessionCookie__ cookie, as the Archer 2024.11 Content API
+// documentation shows it, and answer 401 to a request that carries it only
+// in the "Authorization: Archer session-id=…" header the 6.x documentation
+// shows. When off (the default) the Content API accepts either. The REST
+// API always takes the header.
+func (s *Server) ContentAPICookieOnly(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults.quirks.cookieOnly = on
 }
 
 // UnauthorizedAt makes the n-th request from now (n = 1 is the next one)
@@ -165,4 +245,26 @@ func (s *Server) DeleteAttachment(id int64) bool {
 	_, found := s.attachments[id]
 	delete(s.attachments, id)
 	return found
+}
+
+// SetPassword changes (or creates) a user's password, as an administrator
+// resetting or unlocking the account would. Sessions already open stay valid.
+func (s *Server) SetPassword(user, password string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	users := make(map[string]string, len(s.opts.Users)+1)
+	for u, p := range s.opts.Users {
+		users[u] = p
+	}
+	users[user] = password
+	s.opts.Users = users
+}
+
+// OnCreate sets a function called after a record is created and stored, and
+// before Archer's answer is written: crash tests kill the client there, the
+// worst moment for exactly-once. Nil removes it.
+func (s *Server) OnCreate(fn func(id int64)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onCreate = fn
 }

@@ -71,6 +71,31 @@ type FixtureField struct {
 	// RelatedLevelID restricts a cross-reference field to records of one
 	// level; zero accepts records of any level.
 	RelatedLevelID int64 `json:"RelatedLevelId,omitempty"`
+	// DisplayControl says how a text field (type 1) is shown in a record:
+	// DisplaySingleLine or DisplayRichText, Archer's two display controls for
+	// text fields ("Single line text field" and "Multi-line rich text area"
+	// in the field's Display Control section). Empty means DisplayRichText.
+	// The simulator uses it only to render /sim/records; the field
+	// definitions Archer's REST API documents carry no such property, so the
+	// metadata endpoints do not expose it and the service's mapping file
+	// declares it on its side.
+	DisplayControl string `json:"DisplayControl,omitempty"`
+}
+
+// Display controls of text fields, the values of FixtureField.DisplayControl.
+const (
+	// DisplaySingleLine is a single-line text box: Archer shows the value as
+	// text.
+	DisplaySingleLine = "SingleLine"
+	// DisplayRichText is a multi-line rich text area: Archer stores the value
+	// as HTML and renders it.
+	DisplayRichText = "RichText"
+)
+
+// IsRichText reports whether the field is a text field that Archer renders
+// as HTML.
+func (f FixtureField) IsRichText() bool {
+	return f.Type == 1 && (f.DisplayControl == "" || f.DisplayControl == DisplayRichText)
 }
 
 // FixtureValuesList is a values list with its (possibly nested) values.
@@ -222,6 +247,13 @@ func (f *Fixture) validate() error {
 				}
 				if !knownFieldTypes[fd.Type] {
 					errs = append(errs, fmt.Errorf("field %q: type %d is not supported by the simulator", fd.Name, fd.Type))
+				}
+				switch {
+				case fd.DisplayControl == "":
+				case fd.Type != 1:
+					errs = append(errs, fmt.Errorf("field %q: DisplayControl applies to text fields (type 1) only", fd.Name))
+				case fd.DisplayControl != DisplaySingleLine && fd.DisplayControl != DisplayRichText:
+					errs = append(errs, fmt.Errorf("field %q: DisplayControl %q is neither %q nor %q", fd.Name, fd.DisplayControl, DisplaySingleLine, DisplayRichText))
 				}
 				if fd.Type == 4 && !lists[fd.RelatedValuesListID] {
 					errs = append(errs, fmt.Errorf("field %q: values list %d does not exist", fd.Name, fd.RelatedValuesListID))

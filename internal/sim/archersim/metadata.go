@@ -31,6 +31,9 @@ type levelMeta struct {
 	FixtureLevel
 	app    *appMeta
 	fields []*fieldMeta
+	// richText names the active fields rendered as HTML (see
+	// FixtureField.IsRichText), keyed by field name as Records keys values.
+	richText map[string]bool
 }
 
 type fieldMeta struct {
@@ -62,7 +65,7 @@ func buildMetadata(f *Fixture) *metadata {
 		md.apps = append(md.apps, am)
 		md.appByID[a.ID] = am
 		for _, l := range a.Levels {
-			lm := &levelMeta{FixtureLevel: l, app: am}
+			lm := &levelMeta{FixtureLevel: l, app: am, richText: map[string]bool{}}
 			am.levels = append(am.levels, lm)
 			md.levels[l.ID] = lm
 			md.levelOrder = append(md.levelOrder, lm)
@@ -71,6 +74,10 @@ func buildMetadata(f *Fixture) *metadata {
 				fm := &fieldMeta{FixtureField: fd, level: lm, active: fd.IsActive == nil || *fd.IsActive}
 				lm.fields = append(lm.fields, fm)
 				md.fields[fd.ID] = fm
+				if fm.active {
+					// A later field of the same name wins, as in Records.
+					lm.richText[fd.Name] = fd.IsRichText()
+				}
 			}
 		}
 	}
@@ -104,14 +111,22 @@ func appObject(a *appMeta) map[string]any {
 	}
 }
 
-func levelObject(l *levelMeta) map[string]any {
-	return map[string]any{
+// levelObject renders a level definition; noAlias leaves its Alias out (see
+// OmitAliases).
+func levelObject(l *levelMeta, noAlias bool) map[string]any {
+	o := map[string]any{
 		"Id": l.ID, "Name": l.Name, "Alias": l.Alias, "ModuleId": l.app.ID, "ModuleName": l.app.Name,
 		"IsDeleted": false, "Guid": fmt.Sprintf("5b3e2f10-0000-4000-8000-%012d", l.ID),
 	}
+	if noAlias {
+		delete(o, "Alias")
+	}
+	return o
 }
 
-func fieldObject(f *fieldMeta) map[string]any {
+// fieldObject renders a field definition; noAlias leaves its Alias out (see
+// OmitAliases).
+func fieldObject(f *fieldMeta, noAlias bool) map[string]any {
 	o := map[string]any{
 		"Id": f.ID, "Name": f.Name, "Alias": f.Alias, "Type": f.Type, "LevelId": f.level.ID,
 		"IsRequired": f.IsRequired, "IsActive": f.active, "RelatedValuesListId": nil,
@@ -119,6 +134,9 @@ func fieldObject(f *fieldMeta) map[string]any {
 	}
 	if f.Type == 4 {
 		o["RelatedValuesListId"] = f.RelatedValuesListID
+	}
+	if noAlias {
+		delete(o, "Alias")
 	}
 	return o
 }
@@ -155,6 +173,7 @@ func (s *Server) serveMetadata(req *apiRequest, seg []string) {
 		return
 	}
 	md := s.md
+	noAlias := req.quirks.omitAliases
 	id := func(i int) (int64, bool) {
 		if i >= len(seg) {
 			return 0, false
@@ -183,7 +202,7 @@ func (s *Server) serveMetadata(req *apiRequest, seg []string) {
 	case len(seg) == 1 && seg[0] == "level":
 		var objs []map[string]any
 		for _, l := range md.levelOrder {
-			objs = append(objs, levelObject(l))
+			objs = append(objs, levelObject(l, noAlias))
 		}
 		s.writeList(req, objs)
 	case len(seg) == 2 && seg[0] == "level":
@@ -193,13 +212,13 @@ func (s *Server) serveMetadata(req *apiRequest, seg []string) {
 			notFound()
 			return
 		}
-		writeJSON(req.w, http.StatusOK, ok(levelObject(l)))
+		writeJSON(req.w, http.StatusOK, ok(levelObject(l, noAlias)))
 	case len(seg) == 3 && seg[0] == "level" && seg[1] == "module":
 		n, _ := id(2)
 		objs := []map[string]any{}
 		if a := md.appByID[n]; a != nil {
 			for _, l := range a.levels {
-				objs = append(objs, levelObject(l))
+				objs = append(objs, levelObject(l, noAlias))
 			}
 		}
 		s.writeList(req, objs)
@@ -208,7 +227,7 @@ func (s *Server) serveMetadata(req *apiRequest, seg []string) {
 		objs := []map[string]any{}
 		if l := md.levels[n]; l != nil {
 			for _, f := range l.fields {
-				objs = append(objs, fieldObject(f))
+				objs = append(objs, fieldObject(f, noAlias))
 			}
 		}
 		s.writeList(req, objs)
@@ -218,7 +237,7 @@ func (s *Server) serveMetadata(req *apiRequest, seg []string) {
 		if a := md.appByID[n]; a != nil {
 			for _, l := range a.levels {
 				for _, f := range l.fields {
-					objs = append(objs, fieldObject(f))
+					objs = append(objs, fieldObject(f, noAlias))
 				}
 			}
 		}
@@ -230,7 +249,7 @@ func (s *Server) serveMetadata(req *apiRequest, seg []string) {
 			notFound()
 			return
 		}
-		writeJSON(req.w, http.StatusOK, ok(fieldObject(f)))
+		writeJSON(req.w, http.StatusOK, ok(fieldObject(f, noAlias)))
 	case len(seg) == 3 && seg[0] == "valueslistvalue" && seg[1] == "valueslist":
 		n, okID := id(2)
 		vl := md.lists[n]

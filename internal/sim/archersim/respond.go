@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -88,10 +89,70 @@ func failed(msgs ...validationMessage) wrapper {
 	return wrapper{Links: []any{}, RequestedObject: nil, IsSuccessful: false, ValidationMessages: msgs}
 }
 
+// textWrapper is the wrapper as some Archer instances send it, with
+// IsSuccessful as the string "true" or "false" (see StringBooleans).
+type textWrapper struct {
+	Links              []any               `json:"Links"`
+	RequestedObject    any                 `json:"RequestedObject"`
+	IsSuccessful       string              `json:"IsSuccessful"`
+	ValidationMessages []validationMessage `json:"ValidationMessages"`
+}
+
+func (w wrapper) text() textWrapper {
+	return textWrapper{Links: w.Links, RequestedObject: w.RequestedObject, IsSuccessful: strconv.FormatBool(w.IsSuccessful), ValidationMessages: w.ValidationMessages}
+}
+
+// answerWriter carries per-request answer switches to writeJSON.
+type answerWriter struct {
+	http.ResponseWriter
+	stringBooleans bool
+}
+
+// stringBooleans reports whether w answers with IsSuccessful as a string.
+func stringBooleans(w http.ResponseWriter) bool {
+	aw, ok := w.(*answerWriter)
+	return ok && aw.stringBooleans
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	if stringBooleans(w) {
+		switch x := v.(type) {
+		case wrapper:
+			v = x.text()
+		case []wrapper:
+			out := make([]textWrapper, len(x))
+			for i, e := range x {
+				out[i] = e.text()
+			}
+			v = out
+		}
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// webAPIErrorMessage is the message of the body ASP.NET Web API, on which
+// Archer's REST API runs (its validators name ArcherApi.Controllers), sends
+// for an unhandled error when error details are not shown to remote callers,
+// its default: {"Message":"An error has occurred."}, no wrapper and no
+// IsSuccessful.
+const webAPIErrorMessage = "An error has occurred."
+
+// writeFailure answers with an injected failure.
+func writeFailure(w http.ResponseWriter, f Failure) {
+	status := f.Status
+	if status < 100 || status > 599 {
+		status = http.StatusInternalServerError
+	}
+	if f.RetryAfter != "" {
+		w.Header().Set("Retry-After", f.RetryAfter)
+	}
+	if f.Body == FailureWebAPIMessage {
+		writeJSON(w, status, map[string]string{"Message": webAPIErrorMessage})
+		return
+	}
+	writeIISError(w, status)
 }
 
 func writeWrapperError(w http.ResponseWriter, status int, controller, key, text string) {

@@ -4,7 +4,9 @@
 // Archer: it serves the same handlers under {virtual directory}/api and
 // {virtual directory}/platformapi, honours X-Http-Method-Override, answers in
 // Archer's wrapper shapes (including HTTP 200 with IsSuccessful:false), and
-// offers control methods to expire sessions and inject faults.
+// offers control methods to expire sessions, inject faults and switch on
+// Archer's unusual but real answers. Its /sim/records page renders rich text
+// fields as Archer does, inside sandboxed frames, without a template engine.
 package archersim
 
 import (
@@ -85,15 +87,26 @@ type Server struct {
 	requests      []Request
 	callCount     int
 	faults        faults
+	onCreate      func(id int64)
 }
 
 type faults struct {
 	failNext       int
-	failStatus     int
+	failure        Failure
 	unauthorizedAt int // absolute call number that answers 401; 0 = off
 	expireAt       int // absolute call number at which all sessions expire
 	latency        time.Duration
 	htmlRedirect   bool
+	quirks         quirks
+}
+
+// quirks are the switches for Archer's unusual but real answers; record
+// copies them into each request, so one request sees one consistent set.
+type quirks struct {
+	stringBooleans   bool // IsSuccessful as "true"/"false"
+	omitAliases      bool // levels and fields without Alias
+	forbidContentAPI bool // Content API: 403, no endpoints listed
+	cookieOnly       bool // Content API: only the session cookie
 }
 
 type session struct {
@@ -193,9 +206,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if fault.status != 0 {
-		writeIISError(w, fault.status)
+	if fault.failure != nil {
+		writeFailure(w, *fault.failure)
 		return
+	}
+	if fault.quirks.stringBooleans {
+		w = &answerWriter{ResponseWriter: w, stringBooleans: true}
 	}
 	if fault.htmlRedirect {
 		writeHTMLRedirect(w)
@@ -209,7 +225,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeIISError(w, http.StatusNotFound)
 		return
 	}
-	req := &apiRequest{w: w, r: r, method: method, body: body, bodyReader: bodyReader, unauthorized: fault.unauthorized}
+	req := &apiRequest{w: w, r: r, method: method, body: body, bodyReader: bodyReader, unauthorized: fault.unauthorized, quirks: fault.quirks}
 	if strings.EqualFold(orig, "/contentapi") {
 		s.serveContentAPI(req, "")
 		return
@@ -255,10 +271,11 @@ func (s *Server) stripVirtualDir(path string) (string, bool) {
 }
 
 type appliedFault struct {
-	status       int
+	failure      *Failure
 	latency      time.Duration
 	htmlRedirect bool
 	unauthorized bool
+	quirks       quirks
 }
 
 // record stores the request, counts the call and decides which faults apply.
@@ -284,9 +301,11 @@ func (s *Server) record(r *http.Request, method string, body []byte) (int, appli
 	var f appliedFault
 	f.latency = s.faults.latency
 	f.htmlRedirect = s.faults.htmlRedirect
+	f.quirks = s.faults.quirks
 	if s.faults.failNext > 0 {
 		s.faults.failNext--
-		f.status = s.faults.failStatus
+		failure := s.faults.failure
+		f.failure = &failure
 	}
 	if s.faults.expireAt != 0 && n >= s.faults.expireAt {
 		s.faults.expireAt = 0
@@ -308,12 +327,50 @@ type apiRequest struct {
 	bodyReader   *bodyReader // non-nil only for streamed attachment uploads
 	unauthorized bool
 	user         string
+	quirks       quirks
 }
+
+// sessionCookie is the cookie that carries the session token to the Content
+// API. The Archer 2024.11 Content API documentation ("Content Save",
+// help.archerirm.cloud/api_2024_11/en-us/content/api/contentapi/contentapi_content_save.htm)
+// lists the session as a parameter rendered "_ArcherSessionCookie_" and its
+// sample request sends "Cookie: ArcherSessionCookie = E5E1…"; clients in use
+// (a Python Content API client, a k6 load script and a PHP script in public
+// repositories) send "Cookie: __ArcherSessionCookie__=<token>", the name the
+// simulator takes. The 6.x Content API documentation ("Get Level Metadata",
+// help.archerirm.cloud/platform_612/en-us/content/api/contentapi/contentapi_get_level_metadata.htm)
+// names the "Archer session-id" instead: the REST API's
+// "Authorization: Archer session-id=…" header.
+const sessionCookie = "__ArcherSessionCookie__"
+
+// sessionSource says where a request may carry its session token.
+type sessionSource int
+
+const (
+	sessionFromHeader         sessionSource = iota // the REST API
+	sessionFromHeaderOrCookie                      // the Content API by default
+	sessionFromCookie                              // the Content API with ContentAPICookieOnly
+)
 
 // authenticate checks the session header and slides the idle timeout. It
 // writes the 401 answer itself and reports false when the caller must stop.
 func (s *Server) authenticate(req *apiRequest) bool {
-	token, ok := parseSessionHeader(req.r.Header.Get("Authorization"))
+	return s.authenticateFrom(req, sessionFromHeader)
+}
+
+// authenticateFrom is authenticate with the token taken from the places src
+// allows.
+func (s *Server) authenticateFrom(req *apiRequest, src sessionSource) bool {
+	var token string
+	var ok bool
+	if src != sessionFromCookie {
+		token, ok = parseSessionHeader(req.r.Header.Get("Authorization"))
+	}
+	if !ok && src != sessionFromHeader {
+		if c, err := req.r.Cookie(sessionCookie); err == nil && c.Value != "" {
+			token, ok = c.Value, true
+		}
+	}
 	if req.unauthorized {
 		ok = false
 	}

@@ -3,36 +3,45 @@ package archersim
 import (
 	"encoding/json"
 	"fmt"
-	"html/template"
+	"html"
+	"io"
 	"net/http"
 	"sort"
+	"strconv"
+	"strings"
 )
 
-var recordsPage = template.Must(template.New("records").Parse(`<!DOCTYPE html>
+// recordsPagePolicy is the Content-Security-Policy of /sim/records. It
+// allows no script, no remote resource of any kind, inline styles, data:
+// images and same-origin frames. The rich text frames are srcdoc documents,
+// which inherit the policy of the page that embeds them (CSP's srcdoc rule,
+// W3C webappsec ISSUE-15, resolved "srcdoc inherits parent's policy"; the
+// HTML standard clones the parent's policy container for about:srcdoc, and
+// the web-platform-tests under content-security-policy/inheritance/ check
+// it). So a value's <script> does not run, its remote <img> does not load
+// and its links cannot navigate the frame away, while its markup renders.
+const recordsPagePolicy = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-src 'self'; base-uri 'none'; form-action 'none'"
+
+// recordsPageHead opens the page; it holds no value from a record.
+const recordsPageHead = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Simulated Archer records</title>
-<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f3f3f3}
-pre{margin:0;white-space:pre-wrap}</style></head><body>
+<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em;width:100%}
+td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f3f3f3;width:14em}
+th small{font-weight:normal;color:#666}pre{margin:0;white-space:pre-wrap}
+iframe{width:100%;border:1px dashed #bbb;background:#fff}</style></head><body>
 <h1>Simulated Archer records</h1>
-<p>{{len .}} record(s). Read-only; the same data is at <a href="records.json">records.json</a>.</p>
-{{range .}}<h2>{{.Level}} #{{.ID}}</h2>
-<table><tr><th>Created</th><td>{{.Created.Format "2006-01-02 15:04:05 MST"}}</td></tr>
-<tr><th>Updated</th><td>{{.Updated.Format "2006-01-02 15:04:05 MST"}}</td></tr>
-{{range .Rows}}<tr><th>{{.Name}}</th><td><pre>{{.Value}}</pre></td></tr>
-{{end}}</table>
-{{end}}</body></html>
-`))
+`
 
-type viewRow struct {
-	Name  string
-	Value string
-}
+// richFrameStyle styles the document inside a rich text frame.
+const richFrameStyle = `<style>body{font-family:sans-serif;font-size:14px;margin:4px;overflow-wrap:anywhere}</style>`
 
-type viewRecord struct {
-	Record
-	Rows []viewRow
-}
-
+// serveRecordsHTML renders every record, newest first, with every field by
+// name. Text fields whose display control is a rich text area are rendered as
+// Archer renders them, their stored HTML interpreted, but inside a sandboxed
+// frame (no allow-scripts, no allow-same-origin) under the page's strict
+// policy; every other value, single-line text included, is shown as text.
+// The page is written with html.EscapeString, not a template engine, so the
+// package executes no template.
 func (s *Server) serveRecordsHTML(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -40,32 +49,81 @@ func (s *Server) serveRecordsHTML(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	recs := s.Records()
-	views := make([]viewRecord, 0, len(recs))
-	for i := len(recs) - 1; i >= 0; i-- { // newest first
-		v := viewRecord{Record: recs[i]}
-		names := make([]string, 0, len(v.Fields))
-		for n := range v.Fields {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			v.Rows = append(v.Rows, viewRow{Name: n, Value: display(v.Fields[n])})
-		}
-		views = append(views, v)
+	var b strings.Builder
+	b.WriteString(recordsPageHead)
+	fmt.Fprintf(&b, "<p>%d record(s). Read-only; the same data, raw, is at <a href=\"records.json\">records.json</a>. Rich text fields are shown as Archer renders them, in sandboxed frames.</p>\n", len(recs))
+	for i := len(recs) - 1; i >= 0; i-- {
+		s.writeRecordHTML(&b, recs[i])
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
-	if err := recordsPage.Execute(w, views); err != nil {
-		s.log.Warn().Err(err).Msg("render records page")
-	}
+	b.WriteString("</body></html>\n")
+
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", recordsPagePolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	_, _ = io.WriteString(w, b.String())
 }
 
+// writeRecordHTML writes one record's section. The metadata it reads is
+// immutable, so no lock is needed.
+func (s *Server) writeRecordHTML(b *strings.Builder, rec Record) {
+	level := s.md.levels[rec.LevelID]
+	esc := html.EscapeString
+	fmt.Fprintf(b, "<section><h2>%s #%d</h2>\n<table>\n", esc(rec.Level), rec.ID)
+	fmt.Fprintf(b, "<tr><th>Created</th><td>%s</td></tr>\n", esc(rec.Created.Format("2006-01-02 15:04:05 MST")))
+	fmt.Fprintf(b, "<tr><th>Updated</th><td>%s</td></tr>\n", esc(rec.Updated.Format("2006-01-02 15:04:05 MST")))
+	names := make([]string, 0, len(rec.Fields))
+	for n := range rec.Fields {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		v := rec.Fields[n]
+		text, isText := v.(string)
+		if isText && level != nil && level.richText[n] {
+			fmt.Fprintf(b, "<tr><th>%s <small>(rich text)</small></th><td>", esc(n))
+			writeRichFrame(b, n, text)
+			b.WriteString("</td></tr>\n")
+			continue
+		}
+		fmt.Fprintf(b, "<tr><th>%s</th><td><pre>%s</pre></td></tr>\n", esc(n), esc(display(v)))
+	}
+	b.WriteString("</table></section>\n")
+}
+
+// writeRichFrame writes a sandboxed frame whose document is the stored
+// value, unescaped, as Archer would render it. The whole document is
+// escaped once more as the srcdoc attribute, so nothing of it is markup of
+// this page.
+func writeRichFrame(b *strings.Builder, name, value string) {
+	doc := `<!DOCTYPE html><html><head><meta charset="utf-8">` + richFrameStyle + `</head><body>` + value + `</body></html>`
+	fmt.Fprintf(b, `<iframe sandbox="" referrerpolicy="no-referrer" title="%s" style="height:%dem" srcdoc="%s"></iframe>`,
+		html.EscapeString(name), frameHeight(value), html.EscapeString(doc))
+}
+
+// frameHeight estimates, in em, the height a rich text value needs: frames
+// cannot size themselves without scripts. It counts line breaks, block
+// starts and long runs of text, within 3 to 30 em.
+func frameHeight(value string) int {
+	lower := strings.ToLower(value)
+	lines := 1 + strings.Count(value, "\n") + len(value)/100
+	for _, tag := range []string{"<br", "<p", "<div", "<li", "<tr", "<h"} {
+		lines += strings.Count(lower, tag)
+	}
+	return min(max(lines*3/2+1, 3), 30)
+}
+
+// display renders a non-rich value as text.
 func display(v any) string {
 	switch x := v.(type) {
 	case string:
 		return x
-	case float64, int64:
-		return fmt.Sprint(x)
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case int64:
+		return strconv.FormatInt(x, 10)
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -74,6 +132,8 @@ func display(v any) string {
 	return string(b)
 }
 
+// serveRecordsJSON renders every record as JSON, values raw: a rich text
+// field holds the stored HTML as a string.
 func (s *Server) serveRecordsJSON(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -81,6 +141,7 @@ func (s *Server) serveRecordsJSON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(map[string]any{"records": s.Records()})
