@@ -5,6 +5,7 @@
 package graph
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -12,13 +13,19 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/managedidentity"
+	abstractions "github.com/microsoft/kiota-abstractions-go"
+	absser "github.com/microsoft/kiota-abstractions-go/serialization"
 	khttp "github.com/microsoft/kiota-http-go"
-	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
+	jsonserialization "github.com/microsoft/kiota-serialization-json-go"
+	textserialization "github.com/microsoft/kiota-serialization-text-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 	graphauth "github.com/microsoftgraph/msgraph-sdk-go-core/authentication"
 	"github.com/rs/zerolog"
@@ -39,6 +46,24 @@ const (
 	mailboxConcurrency  = 4
 	graphScope          = "https://graph.microsoft.com/.default"
 	defaultHTTPTimeout  = 100 * time.Second
+)
+
+// Environment variables of Azure workload identity and managed identity.
+// The AKS workload identity webhook sets both in a pod whose service account
+// is federated with an Entra ID identity.
+const (
+	envFederatedTokenFile = "AZURE_FEDERATED_TOKEN_FILE"
+	envClientID           = "AZURE_CLIENT_ID"
+)
+
+// The instance metadata service answers managed identity token requests on
+// Azure VMs, scale sets and AKS nodes. Before the first token request the
+// credential checks that something listens there, so that a host without a
+// managed identity fails at once instead of after the token request's
+// retries.
+const (
+	imdsTokenEndpoint = "http://169.254.169.254/metadata/identity/oauth2/token"
+	imdsProbeTimeout  = time.Second
 )
 
 // Config holds everything New needs. Secrets are plain strings here; they are
@@ -94,7 +119,11 @@ type Config struct {
 // so a process should build one Client and pass it around. It holds no
 // goroutines and needs no Close.
 type Client struct {
-	sdk     *msgraphsdk.GraphServiceClient
+	// adapter sends every request. The request builders of the SDK are
+	// made from it one at a time (see messages.go and subscriptions.go):
+	// the SDK's root client would make every builder of Graph reachable
+	// and keep them all in the binary.
+	adapter abstractions.RequestAdapter
 	baseURL string
 	limits  *mailboxLimits
 	maxMIME int64
@@ -104,8 +133,11 @@ type Client struct {
 
 // New builds a Client. The credential is a client secret when
 // cfg.ClientSecret is set, a client certificate when cfg.CertificateFile is
-// set, and otherwise azidentity's default chain (environment, workload
-// identity, managed identity, Azure CLI).
+// set, and otherwise the identity of the workload: Azure workload identity
+// when AZURE_FEDERATED_TOKEN_FILE is set (a Kubernetes service account
+// federated with the app registration), else the host's managed identity
+// (user-assigned when AZURE_CLIENT_ID names one, system-assigned otherwise).
+// No other credential type is built or linked.
 func New(cfg Config, log zerolog.Logger) (*Client, error) {
 	cred, err := newCredential(cfg)
 	if err != nil {
@@ -115,29 +147,9 @@ func New(cfg Config, log zerolog.Logger) (*Client, error) {
 }
 
 func newCredential(cfg Config) (azcore.TokenCredential, error) {
-	opts := azcore.ClientOptions{}
-	disableDiscovery := false
-	if cfg.AuthorityHost != "" {
-		u, err := url.Parse(cfg.AuthorityHost)
-		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return nil, fmt.Errorf("graph: authority host %q must be an https URL", cfg.AuthorityHost)
-		}
-		host := strings.TrimSuffix(cfg.AuthorityHost, "/") + "/"
-		opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: host, Services: map[cloud.ServiceName]cloud.ServiceConfiguration{}}
-		disableDiscovery = true
-	}
-	if cfg.HTTPClient != nil {
-		opts.Transport = cfg.HTTPClient
-	}
-	// The token endpoint follows the same retry budget as Graph calls.
-	switch {
-	case cfg.MaxRetries < 0:
-		opts.Retry.MaxRetries = -1
-	case cfg.MaxRetries > 0:
-		opts.Retry.MaxRetries = int32(min(cfg.MaxRetries, 10))
-	}
-	if cfg.RetryDelay > 0 {
-		opts.Retry.RetryDelay = cfg.RetryDelay
+	opts, disableDiscovery, err := credentialOptions(cfg)
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case cfg.ClientSecret != "" && cfg.CertificateFile != "":
@@ -175,14 +187,140 @@ func newCredential(cfg Config) (azcore.TokenCredential, error) {
 		}
 		return cred, nil
 	default:
-		cred, err := azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{
-			ClientOptions: opts, TenantID: cfg.TenantID, DisableInstanceDiscovery: disableDiscovery})
+		return newWorkloadCredential(cfg, opts, disableDiscovery, os.LookupEnv)
+	}
+}
+
+// credentialOptions are the options of every credential: the authority
+// host (with instance discovery off, as a custom authority cannot answer
+// it), the transport and the retry budget of Graph calls.
+func credentialOptions(cfg Config) (opts azcore.ClientOptions, disableDiscovery bool, err error) {
+	if cfg.AuthorityHost != "" {
+		u, err := url.Parse(cfg.AuthorityHost)
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return opts, false, fmt.Errorf("graph: authority host %q must be an https URL", cfg.AuthorityHost)
+		}
+		host := strings.TrimSuffix(cfg.AuthorityHost, "/") + "/"
+		opts.Cloud = cloud.Configuration{ActiveDirectoryAuthorityHost: host, Services: map[cloud.ServiceName]cloud.ServiceConfiguration{}}
+		disableDiscovery = true
+	}
+	if cfg.HTTPClient != nil {
+		opts.Transport = cfg.HTTPClient
+	}
+	switch {
+	case cfg.MaxRetries < 0:
+		opts.Retry.MaxRetries = -1
+	case cfg.MaxRetries > 0:
+		opts.Retry.MaxRetries = int32(min(cfg.MaxRetries, 10))
+	}
+	if cfg.RetryDelay > 0 {
+		opts.Retry.RetryDelay = cfg.RetryDelay
+	}
+	return opts, disableDiscovery, nil
+}
+
+// newWorkloadCredential is the credential of a service without a secret of
+// its own. With AZURE_FEDERATED_TOKEN_FILE set it is workload identity:
+// the Kubernetes service account token is exchanged for a Graph token of
+// AZURE_CLIENT_ID (set by the webhook), else of cfg.ClientID. Otherwise it
+// is the host's managed identity: the user-assigned identity AZURE_CLIENT_ID
+// names, else the system-assigned one. lookupEnv reads the environment.
+func newWorkloadCredential(cfg Config, opts azcore.ClientOptions, disableDiscovery bool, lookupEnv func(string) (string, bool)) (azcore.TokenCredential, error) {
+	envClient, _ := lookupEnv(envClientID)
+	envClient = strings.TrimSpace(envClient)
+	if file, _ := lookupEnv(envFederatedTokenFile); strings.TrimSpace(file) != "" {
+		clientID := envClient
+		if clientID == "" {
+			clientID = cfg.ClientID
+		}
+		if clientID == "" {
+			return nil, fmt.Errorf("graph: workload identity (%s is set) needs %s or the client id", envFederatedTokenFile, envClientID)
+		}
+		// An empty TenantID makes azidentity read AZURE_TENANT_ID.
+		cred, err := azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{
+			ClientOptions: opts, ClientID: clientID, TenantID: cfg.TenantID, TokenFilePath: strings.TrimSpace(file),
+			DisableInstanceDiscovery: disableDiscovery,
+		})
 		if err != nil {
-			return nil, fmt.Errorf("graph: default credential chain (no client secret or certificate given): %w", err)
+			return nil, fmt.Errorf("graph: workload identity credential from %s: %w", file, err)
 		}
 		return cred, nil
 	}
+	miOpts := &azidentity.ManagedIdentityCredentialOptions{ClientOptions: opts}
+	if envClient != "" {
+		miOpts.ID = azidentity.ClientID(envClient)
+	}
+	cred, err := azidentity.NewManagedIdentityCredential(miOpts)
+	if err != nil {
+		return nil, fmt.Errorf("graph: managed identity credential (no client secret, certificate or %s given): %w", envFederatedTokenFile, err)
+	}
+	// App Service, Container Apps, Arc and the others announce their
+	// endpoint in the environment; only the metadata service is guessed.
+	if src, err := managedidentity.GetSource(); err != nil || src != managedidentity.DefaultToIMDS {
+		return cred, nil
+	}
+	probe := &http.Client{Transport: http.DefaultTransport, Timeout: imdsProbeTimeout}
+	if cfg.HTTPClient != nil && cfg.HTTPClient.Transport != nil {
+		probe.Transport = cfg.HTTPClient.Transport
+	}
+	return &imdsCredential{cred: cred, endpoint: imdsTokenEndpoint, client: probe}, nil
 }
+
+// imdsCredential is a managed identity credential that first checks that
+// the instance metadata service exists. Any HTTP answer counts; after one,
+// the check is not repeated.
+type imdsCredential struct {
+	cred     azcore.TokenCredential
+	endpoint string
+	client   *http.Client
+
+	mu    sync.Mutex
+	found bool
+}
+
+// GetToken probes the metadata service until it has answered once, then
+// asks the managed identity credential for a token.
+func (c *imdsCredential) GetToken(ctx context.Context, opts policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	if err := c.probe(ctx); err != nil {
+		return azcore.AccessToken{}, err
+	}
+	return c.cred.GetToken(ctx, opts)
+}
+
+func (c *imdsCredential) probe(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.found {
+		return nil
+	}
+	// A request without the Metadata header is refused by the service;
+	// only whether it answers matters.
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.endpoint, nil)
+	if err != nil {
+		return fmt.Errorf("managed identity: probe %s: %w", c.endpoint, err)
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("managed identity: probe %s: %w", c.endpoint, ctx.Err())
+		}
+		return &credentialUnavailableError{msg: fmt.Sprintf("managed identity: no instance metadata service answers at %s (%v)", c.endpoint, err)}
+	}
+	_ = resp.Body.Close()
+	c.found = true
+	return nil
+}
+
+// credentialUnavailableError says that the environment offers no
+// credential; retrying will not change that.
+type credentialUnavailableError struct{ msg string }
+
+// Error returns the message.
+func (e *credentialUnavailableError) Error() string { return e.msg }
+
+// NonRetriable marks the error as one that no retry can fix, like
+// azidentity's own errors for an unavailable credential.
+func (e *credentialUnavailableError) NonRetriable() {}
 
 // newWithCredential builds the Client around any token credential.
 func newWithCredential(cfg Config, cred azcore.TokenCredential, log zerolog.Logger) (*Client, error) {
@@ -209,7 +347,8 @@ func newWithCredential(cfg Config, cred azcore.TokenCredential, log zerolog.Logg
 
 	limits := newMailboxLimits(cfg.MailboxRequestsPerSecond, cfg.MailboxBurst)
 	httpClient := newHTTPClient(cfg, limits)
-	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, httpClient)
+	parse, write := newSerializers()
+	adapter, err := khttp.NewNetHttpRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, parse, write, httpClient)
 	if err != nil {
 		return nil, fmt.Errorf("graph: request adapter: %w", err)
 	}
@@ -219,15 +358,33 @@ func newWithCredential(cfg Config, cred azcore.TokenCredential, log zerolog.Logg
 		maxMIME = DefaultMaxMIMEBytes
 	}
 	return &Client{
-		// A nil backing-store factory keeps the SDK's default and avoids
-		// NewGraphServiceClient's write to a package global, which races
-		// with requests of other clients in the same process.
-		sdk:     &msgraphsdk.GraphServiceClient{GraphBaseServiceClient: *msgraphsdk.NewGraphBaseServiceClient(adapter, nil)},
+		adapter: adapter,
 		baseURL: base,
 		limits:  limits,
 		maxMIME: maxMIME,
 		log:     log.With().Str("component", "graph").Logger(),
 	}, nil
+}
+
+// newSerializers returns this client's own registries of JSON and text
+// (de)serializers, wrapped with the backing store as the SDK's root client
+// wraps the global ones: a model serializes only the properties changed
+// since it was made or read, so a renewal PATCH carries the expiry alone.
+// Nothing global is written.
+func newSerializers() (absser.ParseNodeFactory, absser.SerializationWriterFactory) {
+	parse := absser.NewParseNodeFactoryRegistry()
+	for _, f := range []absser.ParseNodeFactory{jsonserialization.NewJsonParseNodeFactory(), textserialization.NewTextParseNodeFactory()} {
+		if ct, err := f.GetValidContentType(); err == nil {
+			parse.ContentTypeAssociatedFactories[ct] = f
+		}
+	}
+	write := absser.NewSerializationWriterFactoryRegistry()
+	for _, f := range []absser.SerializationWriterFactory{jsonserialization.NewJsonSerializationWriterFactory(), textserialization.NewTextSerializationWriterFactory()} {
+		if ct, err := f.GetValidContentType(); err == nil {
+			write.ContentTypeAssociatedFactories[ct] = f
+		}
+	}
+	return abstractions.EnableBackingStoreForParseNodeFactory(parse), abstractions.EnableBackingStoreForSerializationWriterFactory(write)
 }
 
 // newHTTPClient assembles the SDK's default middleware (with the configured

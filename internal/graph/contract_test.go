@@ -5,10 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -285,5 +290,282 @@ func TestSDKFallsBackWhenGzipIsRefused(t *testing.T) {
 	}
 	if gz != 1 || plain != 1 {
 		t.Errorf("POSTs: %d gzipped, %d plain; want one of each", gz, plain)
+	}
+}
+
+// pathSegment escapes one value as the SDK's URL templates do ({name}
+// expansion of RFC 6570): everything but letters, digits and "-._~" is
+// percent-encoded.
+func pathSegment(s string) string {
+	var b strings.Builder
+	for _, c := range []byte(s) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// lastRequest returns the last request the simulator recorded on path's
+// prefix /v1.0 (token requests are skipped).
+func lastRequest(t *testing.T, sim *graphsim.Server) graphsim.Request {
+	t.Helper()
+	reqs := sim.Requests()
+	for i := len(reqs) - 1; i >= 0; i-- {
+		if strings.HasPrefix(reqs[i].Path, "/v1.0/") {
+			return reqs[i]
+		}
+	}
+	t.Fatal("no Graph request was recorded")
+	return graphsim.Request{}
+}
+
+// TestRequestURLsMatchGraphAndSimulator pins the request builders made from
+// the adapter with the SDK's internal path-parameter keys: every call must
+// send Graph's documented method, path and query, and the simulator must
+// route it to the intended endpoint (an injected 418 on that route proves
+// it). A changed URL template or key in an SDK upgrade fails here.
+func TestRequestURLsMatchGraphAndSimulator(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	since := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	type target struct {
+		msgID, subID string
+	}
+	mb := "/v1.0/users/" + pathSegment(testMailbox)
+	tests := []struct {
+		name   string
+		route  graphsim.Route
+		call   func(b *bundle, tg target) error
+		method string
+		path   func(tg target) string
+		query  url.Values
+		prefer []string
+	}{
+		{
+			name: "message metadata", route: graphsim.RouteGetMessage, method: http.MethodGet,
+			call: func(b *bundle, tg target) error {
+				_, err := b.client.FetchMessage(ctx, testMailbox, tg.msgID)
+				return err
+			},
+			path: func(tg target) string { return mb + "/messages/" + pathSegment(tg.msgID) },
+			query: url.Values{"$select": {"id,internetMessageId,subject,conversationId,webLink,parentFolderId,from,sender," +
+				"toRecipients,ccRecipients,receivedDateTime,sentDateTime,hasAttachments,categories,internetMessageHeaders"}},
+			prefer: []string{`IdType="ImmutableId"`},
+		},
+		{
+			name: "message MIME", route: graphsim.RouteGetMIME, method: http.MethodGet,
+			call: func(b *bundle, tg target) error {
+				_, err := b.client.FetchMessage(ctx, testMailbox, tg.msgID)
+				return err
+			},
+			path:  func(tg target) string { return mb + "/messages/" + pathSegment(tg.msgID) + "/$value" },
+			query: url.Values{},
+		},
+		{
+			name: "folder delta", route: graphsim.RouteDelta, method: http.MethodGet,
+			call: func(b *bundle, tg target) error {
+				_, err := b.client.Delta(ctx, testMailbox, "inbox", "", since)
+				return err
+			},
+			path: func(tg target) string { return mb + "/mailFolders/inbox/messages/delta()" },
+			query: url.Values{"$select": {"id,receivedDateTime"},
+				"$filter": {"receivedDateTime ge 2026-05-01T12:00:00Z"}},
+			prefer: []string{`IdType="ImmutableId"`, "odata.maxpagesize=50"},
+		},
+		{
+			name: "mail folder lookup", route: graphsim.RouteListFolders, method: http.MethodGet,
+			call: func(b *bundle, tg target) error {
+				_, err := b.client.Move(ctx, testMailbox, tg.msgID, "Phish O'Reports")
+				return err
+			},
+			path:  func(tg target) string { return mb + "/mailFolders" },
+			query: url.Values{"$filter": {"displayName eq 'Phish O''Reports'"}, "$select": {"id,displayName"}},
+		},
+		{
+			name: "category patch", route: graphsim.RouteUpdateMessage, method: http.MethodPatch,
+			call: func(b *bundle, tg target) error {
+				return b.client.Categorize(ctx, testMailbox, tg.msgID, []string{"Archer 1"})
+			},
+			path:   func(tg target) string { return mb + "/messages/" + pathSegment(tg.msgID) },
+			query:  url.Values{},
+			prefer: []string{`IdType="ImmutableId"`},
+		},
+		{
+			name: "move", route: graphsim.RouteMoveMessage, method: http.MethodPost,
+			call: func(b *bundle, tg target) error {
+				_, err := b.client.Move(ctx, testMailbox, tg.msgID, "archive")
+				return err
+			},
+			path:   func(tg target) string { return mb + "/messages/" + pathSegment(tg.msgID) + "/move" },
+			query:  url.Values{},
+			prefer: []string{`IdType="ImmutableId"`},
+		},
+		{
+			name: "create subscription", route: graphsim.RouteCreateSubscription, method: http.MethodPost,
+			call: func(b *bundle, tg target) error {
+				_, err := b.client.CreateSubscription(ctx, SubscriptionRequest{Mailbox: testMailbox, Folder: "archive",
+					NotificationURL: b.hook.srv.URL, ExpiresAt: b.sim.Now().Add(time.Hour)})
+				return err
+			},
+			path:   func(tg target) string { return "/v1.0/subscriptions" },
+			query:  url.Values{},
+			prefer: []string{`IdType="ImmutableId"`},
+		},
+		{
+			name: "list subscriptions", route: graphsim.RouteListSubscriptions, method: http.MethodGet,
+			call:  func(b *bundle, tg target) error { _, err := b.client.ListSubscriptions(ctx); return err },
+			path:  func(tg target) string { return "/v1.0/subscriptions" },
+			query: url.Values{},
+		},
+		{
+			name: "renew subscription", route: graphsim.RouteUpdateSubscription, method: http.MethodPatch,
+			call: func(b *bundle, tg target) error {
+				_, err := b.client.RenewSubscription(ctx, tg.subID, b.sim.Now().Add(2*time.Hour))
+				return err
+			},
+			path:  func(tg target) string { return "/v1.0/subscriptions/" + pathSegment(tg.subID) },
+			query: url.Values{},
+		},
+		{
+			name: "reauthorize subscription", route: graphsim.RouteReauthorize, method: http.MethodPost,
+			call:  func(b *bundle, tg target) error { return b.client.ReauthorizeSubscription(ctx, tg.subID) },
+			path:  func(tg target) string { return "/v1.0/subscriptions/" + pathSegment(tg.subID) + "/reauthorize" },
+			query: url.Values{},
+		},
+		{
+			name: "delete subscription", route: graphsim.RouteDeleteSubscription, method: http.MethodDelete,
+			call:  func(b *bundle, tg target) error { return b.client.DeleteSubscription(ctx, tg.subID) },
+			path:  func(tg target) string { return "/v1.0/subscriptions/" + pathSegment(tg.subID) },
+			query: url.Values{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, graphsim.Options{})
+			tg := target{msgID: deliver(t, b).ImmutableID, subID: b.subscribe(t).ID}
+			b.sim.SetFaults(graphsim.Fault{Route: tt.route, Status: http.StatusTeapot, Times: 1})
+			err := tt.call(b, tg)
+			var ge *Error
+			if !errors.As(err, &ge) || ge.Status != http.StatusTeapot {
+				t.Fatalf("the simulator did not route the request to %q: %v", tt.route, err)
+			}
+			r := lastRequest(t, b.sim)
+			if r.Method != tt.method || r.Path != tt.path(tg) {
+				t.Errorf("sent %s %s\nwant %s %s", r.Method, r.Path, tt.method, tt.path(tg))
+			}
+			if !reflect.DeepEqual(r.Query, tt.query) {
+				t.Errorf("query %v\nwant  %v", r.Query, tt.query)
+			}
+			// The SDK keeps headers in a map: their order varies.
+			got := slices.Sorted(slices.Values(r.Header.Values("Prefer")))
+			if want := slices.Sorted(slices.Values(tt.prefer)); len(want) > 0 && !slices.Equal(got, want) {
+				t.Errorf("Prefer %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestPagingLinksAreFollowedVerbatim checks the raw-URL builders: a delta
+// link and a subscription nextLink are requested exactly as Graph gave them.
+func TestPagingLinksAreFollowedVerbatim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, graphsim.Options{PageSize: 1})
+	deliver(t, b)
+	page, err := b.client.Delta(ctx, testMailbox, "inbox", "", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for page.DeltaLink == "" {
+		if page, err = b.client.Delta(ctx, testMailbox, "inbox", page.NextLink, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.sim.SetFaults(graphsim.Fault{Route: graphsim.RouteDelta, Status: http.StatusTeapot, Times: 1})
+	if _, err := b.client.Delta(ctx, testMailbox, "inbox", page.DeltaLink, time.Time{}); ClassOf(err) != ClassPermanent {
+		t.Fatalf("delta link: %v", err)
+	}
+	if r, want := lastRequest(t, b.sim), mustParse(t, page.DeltaLink); r.Path != want.EscapedPath() || !reflect.DeepEqual(r.Query, want.Query()) {
+		t.Errorf("followed %s?%s, want %s", r.Path, r.Query.Encode(), page.DeltaLink)
+	}
+
+	b.subscribe(t)
+	if _, err := b.client.CreateSubscription(ctx, SubscriptionRequest{Mailbox: testMailbox, Folder: "archive",
+		NotificationURL: b.hook.srv.URL, ExpiresAt: b.sim.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	// The nextLink of the first page, read without the client.
+	req, err := http.NewRequest(http.MethodGet, b.srv.URL+"/v1.0/subscriptions", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+b.sim.IssueToken())
+	resp, err := b.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first struct {
+		NextLink string `json:"@odata.nextLink"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&first)
+	_ = resp.Body.Close()
+	if err != nil || first.NextLink == "" {
+		t.Fatalf("first page: %v, nextLink %q", err, first.NextLink)
+	}
+	b.sim.ResetRequests()
+	list, err := b.client.ListSubscriptions(ctx)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("list: %d subscriptions, %v", len(list), err)
+	}
+	var gets []graphsim.Request
+	for _, r := range b.sim.Requests() {
+		if r.Method == http.MethodGet && r.Path == "/v1.0/subscriptions" {
+			gets = append(gets, r)
+		}
+	}
+	want := mustParse(t, first.NextLink)
+	if len(gets) != 2 || len(gets[0].Query) != 0 || !reflect.DeepEqual(gets[1].Query, want.Query()) {
+		t.Errorf("list requests %+v, want a plain GET then %s", gets, first.NextLink)
+	}
+}
+
+func mustParse(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestEmptyIDsAreRefused: an empty id would address the collection (PATCH
+// /subscriptions/, POST /users/x/messages//move); nothing is sent.
+func TestEmptyIDsAreRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, graphsim.Options{})
+	calls := map[string]func() error{
+		"fetch":       func() error { _, err := b.client.FetchMessage(ctx, testMailbox, " "); return err },
+		"categorize":  func() error { return b.client.Categorize(ctx, testMailbox, "", []string{"x"}) },
+		"move":        func() error { _, err := b.client.Move(ctx, testMailbox, "", "archive"); return err },
+		"renew":       func() error { _, err := b.client.RenewSubscription(ctx, "", time.Now().Add(time.Hour)); return err },
+		"reauthorize": func() error { return b.client.ReauthorizeSubscription(ctx, "") },
+		"delete":      func() error { return b.client.DeleteSubscription(ctx, "") },
+	}
+	for name, call := range calls {
+		err := call()
+		if e := asError(t, err); e.Class != ClassPermanent || !strings.Contains(e.Message, "id is empty") {
+			t.Errorf("%s with an empty id: %v", name, err)
+		}
+	}
+	for _, r := range b.sim.Requests() {
+		if strings.HasPrefix(r.Path, "/v1.0/") {
+			t.Errorf("a request was sent: %s %s", r.Method, r.Path)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package graph
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -24,6 +23,60 @@ var messageSelect = []string{
 // deltaPageSize is the Prefer: odata.maxpagesize of delta queries.
 const deltaPageSize = 50
 
+// Keys of the path parameters in the SDK's URL templates, such as
+// "{+baseurl}/users/{user%2Did}/messages/{message%2Did}". They are internals
+// of the msgraph-sdk-go version pinned in go.mod;
+// TestRequestURLsMatchGraphAndSimulator fails when an upgrade changes a
+// template or a key.
+const (
+	keyUser         = "user%2Did"
+	keyMessage      = "message%2Did"
+	keyMailFolder   = "mailFolder%2Did"
+	keySubscription = "subscription%2Did"
+)
+
+// The request builders are made straight from the request adapter, one per
+// call, never reached through the SDK's root client.
+
+// messageBuilder addresses GET and PATCH /users/{mailbox}/messages/{id}.
+func (c *Client) messageBuilder(mailbox, id string) *users.ItemMessagesMessageItemRequestBuilder {
+	return users.NewItemMessagesMessageItemRequestBuilderInternal(map[string]string{keyUser: mailbox, keyMessage: id}, c.adapter)
+}
+
+// mimeBuilder addresses GET /users/{mailbox}/messages/{id}/$value.
+func (c *Client) mimeBuilder(mailbox, id string) *users.ItemMessagesItemValueContentRequestBuilder {
+	return users.NewItemMessagesItemValueContentRequestBuilderInternal(map[string]string{keyUser: mailbox, keyMessage: id}, c.adapter)
+}
+
+// moveBuilder addresses POST /users/{mailbox}/messages/{id}/move.
+func (c *Client) moveBuilder(mailbox, id string) *users.ItemMessagesItemMoveRequestBuilder {
+	return users.NewItemMessagesItemMoveRequestBuilderInternal(map[string]string{keyUser: mailbox, keyMessage: id}, c.adapter)
+}
+
+// deltaBuilder addresses GET
+// /users/{mailbox}/mailFolders/{folder}/messages/delta(), or a nextLink or
+// deltaLink as it came when link is set.
+func (c *Client) deltaBuilder(mailbox, folder, link string) *users.ItemMailFoldersItemMessagesDeltaRequestBuilder {
+	if link != "" {
+		return users.NewItemMailFoldersItemMessagesDeltaRequestBuilder(link, c.adapter)
+	}
+	return users.NewItemMailFoldersItemMessagesDeltaRequestBuilderInternal(map[string]string{keyUser: mailbox, keyMailFolder: folder}, c.adapter)
+}
+
+// mailFoldersBuilder addresses GET /users/{mailbox}/mailFolders.
+func (c *Client) mailFoldersBuilder(mailbox string) *users.ItemMailFoldersRequestBuilder {
+	return users.NewItemMailFoldersRequestBuilderInternal(map[string]string{keyUser: mailbox}, c.adapter)
+}
+
+// checkID rejects an empty message or subscription id, which would address
+// the collection instead of one item.
+func checkID(what, id string) error {
+	if strings.TrimSpace(id) == "" {
+		return fmt.Errorf("%s id is empty", what)
+	}
+	return nil
+}
+
 // wellKnownFolders are the folder names Graph accepts in place of an id.
 var wellKnownFolders = map[string]bool{
 	"inbox": true, "archive": true, "deleteditems": true, "junkemail": true, "sentitems": true,
@@ -39,13 +92,11 @@ func (c *Client) FetchMessage(ctx context.Context, mailbox, id string) (*Message
 	if err := checkSegment("mailbox", mailbox); err != nil {
 		return nil, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 	}
-	if strings.TrimSpace(id) == "" {
-		err := errors.New("message id is empty")
+	if err := checkID("message", id); err != nil {
 		return nil, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 	}
-	item := c.sdk.Users().ByUserId(mailbox).Messages().ByMessageId(id)
 	st := &callState{mailbox: mailbox}
-	m, err := item.Get(withCall(ctx, st), &users.ItemMessagesMessageItemRequestBuilderGetRequestConfiguration{
+	m, err := c.messageBuilder(mailbox, id).Get(withCall(ctx, st), &users.ItemMessagesMessageItemRequestBuilderGetRequestConfiguration{
 		Headers:         immutableIDHeaders(),
 		QueryParameters: &users.ItemMessagesMessageItemRequestBuilderGetQueryParameters{Select: messageSelect},
 	})
@@ -54,7 +105,7 @@ func (c *Client) FetchMessage(ctx context.Context, mailbox, id string) (*Message
 	}
 	out := toMessage(m)
 	st = &callState{mailbox: mailbox, maxBody: c.maxMIME}
-	mime, err := item.Content().Get(withCall(ctx, st), nil)
+	mime, err := c.mimeBuilder(mailbox, id).Get(withCall(ctx, st), nil)
 	if err != nil {
 		return nil, c.wrap(op+" MIME", mailbox, st, err)
 	}
@@ -122,7 +173,6 @@ func (c *Client) Delta(ctx context.Context, mailbox, folder, link string, since 
 	if err := checkSegment("folder", folder); err != nil {
 		return DeltaPage{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 	}
-	builder := c.sdk.Users().ByUserId(mailbox).MailFolders().ByMailFolderId(folder).Messages().Delta()
 	headers := abstractions.NewRequestHeaders()
 	headers.Add("Prefer", `IdType="ImmutableId"`)
 	headers.Add("Prefer", fmt.Sprintf("odata.maxpagesize=%d", deltaPageSize))
@@ -137,10 +187,9 @@ func (c *Client) Delta(ctx context.Context, mailbox, folder, link string, since 
 		if err := c.checkLink(link); err != nil {
 			return DeltaPage{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 		}
-		builder = builder.WithUrl(link)
 	}
 	st := &callState{mailbox: mailbox}
-	resp, err := builder.GetAsDeltaGetResponse(withCall(ctx, st), cfg)
+	resp, err := c.deltaBuilder(mailbox, folder, link).GetAsDeltaGetResponse(withCall(ctx, st), cfg)
 	if err != nil {
 		return DeltaPage{}, c.wrap(op, mailbox, st, err)
 	}
@@ -172,10 +221,13 @@ func (c *Client) Categorize(ctx context.Context, mailbox, id string, categories 
 	if err := checkSegment("mailbox", mailbox); err != nil {
 		return &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 	}
+	if err := checkID("message", id); err != nil {
+		return &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+	}
 	m := models.NewMessage()
 	m.SetCategories(append([]string{}, categories...))
 	st := &callState{mailbox: mailbox}
-	_, err := c.sdk.Users().ByUserId(mailbox).Messages().ByMessageId(id).Patch(withCall(ctx, st), m,
+	_, err := c.messageBuilder(mailbox, id).Patch(withCall(ctx, st), m,
 		&users.ItemMessagesMessageItemRequestBuilderPatchRequestConfiguration{Headers: immutableIDHeaders()})
 	return c.wrap(op, mailbox, st, err)
 }
@@ -188,6 +240,9 @@ func (c *Client) Move(ctx context.Context, mailbox, id, folder string) (string, 
 	if err := checkSegment("mailbox", mailbox); err != nil {
 		return "", &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 	}
+	if err := checkID("message", id); err != nil {
+		return "", &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+	}
 	dest, err := c.resolveFolder(ctx, mailbox, folder)
 	if err != nil {
 		return "", err
@@ -195,7 +250,7 @@ func (c *Client) Move(ctx context.Context, mailbox, id, folder string) (string, 
 	body := users.NewItemMessagesItemMovePostRequestBody()
 	body.SetDestinationId(&dest)
 	st := &callState{mailbox: mailbox}
-	m, err := c.sdk.Users().ByUserId(mailbox).Messages().ByMessageId(id).Move().Post(withCall(ctx, st), body,
+	m, err := c.moveBuilder(mailbox, id).Post(withCall(ctx, st), body,
 		&users.ItemMessagesItemMoveRequestBuilderPostRequestConfiguration{Headers: immutableIDHeaders()})
 	if err != nil {
 		return "", c.wrap(op, mailbox, st, err)
@@ -242,7 +297,7 @@ func (c *Client) resolveFolder(ctx context.Context, mailbox, folder string) (str
 	}
 	filter := "displayName eq '" + strings.ReplaceAll(folder, "'", "''") + "'"
 	st := &callState{mailbox: mailbox}
-	resp, err := c.sdk.Users().ByUserId(mailbox).MailFolders().Get(withCall(ctx, st), &users.ItemMailFoldersRequestBuilderGetRequestConfiguration{
+	resp, err := c.mailFoldersBuilder(mailbox).Get(withCall(ctx, st), &users.ItemMailFoldersRequestBuilderGetRequestConfiguration{
 		QueryParameters: &users.ItemMailFoldersRequestBuilderGetQueryParameters{Filter: &filter, Select: []string{"id", "displayName"}},
 	})
 	if err != nil {

@@ -15,6 +15,25 @@ import (
 // maxListPages bounds how many pages ListSubscriptions follows.
 const maxListPages = 1000
 
+// subscriptionsBuilder addresses POST and GET /subscriptions, or a
+// nextLink as it came when link is set.
+func (c *Client) subscriptionsBuilder(link string) *subscriptions.SubscriptionsRequestBuilder {
+	if link != "" {
+		return subscriptions.NewSubscriptionsRequestBuilder(link, c.adapter)
+	}
+	return subscriptions.NewSubscriptionsRequestBuilderInternal(map[string]string{}, c.adapter)
+}
+
+// subscriptionBuilder addresses PATCH and DELETE /subscriptions/{id}.
+func (c *Client) subscriptionBuilder(id string) *subscriptions.SubscriptionItemRequestBuilder {
+	return subscriptions.NewSubscriptionItemRequestBuilderInternal(map[string]string{keySubscription: id}, c.adapter)
+}
+
+// reauthorizeBuilder addresses POST /subscriptions/{id}/reauthorize.
+func (c *Client) reauthorizeBuilder(id string) *subscriptions.ItemReauthorizeRequestBuilder {
+	return subscriptions.NewItemReauthorizeRequestBuilderInternal(map[string]string{keySubscription: id}, c.adapter)
+}
+
 // immutableIDHeaders asks Graph for immutable ids.
 func immutableIDHeaders() *abstractions.RequestHeaders {
 	h := abstractions.NewRequestHeaders()
@@ -52,7 +71,7 @@ func (c *Client) CreateSubscription(ctx context.Context, req SubscriptionRequest
 	tls := "v1_2"
 	s.SetLatestSupportedTlsVersion(&tls)
 	st := &callState{}
-	out, err := c.sdk.Subscriptions().Post(withCall(ctx, st), s, &subscriptions.SubscriptionsRequestBuilderPostRequestConfiguration{
+	out, err := c.subscriptionsBuilder("").Post(withCall(ctx, st), s, &subscriptions.SubscriptionsRequestBuilderPostRequestConfiguration{
 		Headers: immutableIDHeaders(),
 	})
 	if err != nil {
@@ -70,11 +89,14 @@ func (c *Client) CreateSubscription(ctx context.Context, req SubscriptionRequest
 // it. A ClassNotFound error means it is gone and must be created again.
 func (c *Client) RenewSubscription(ctx context.Context, id string, expiresAt time.Time) (Subscription, error) {
 	op := "renew subscription " + id
+	if err := checkID("subscription", id); err != nil {
+		return Subscription{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+	}
 	s := models.NewSubscription()
 	exp := expiresAt.UTC()
 	s.SetExpirationDateTime(&exp)
 	st := &callState{}
-	out, err := c.sdk.Subscriptions().BySubscriptionId(id).Patch(withCall(ctx, st), s, nil)
+	out, err := c.subscriptionBuilder(id).Patch(withCall(ctx, st), s, nil)
 	if err != nil {
 		return Subscription{}, c.wrap(op, "", st, err)
 	}
@@ -83,17 +105,25 @@ func (c *Client) RenewSubscription(ctx context.Context, id string, expiresAt tim
 
 // ReauthorizeSubscription answers a reauthorizationRequired lifecycle event.
 func (c *Client) ReauthorizeSubscription(ctx context.Context, id string) error {
+	op := "reauthorize subscription " + id
+	if err := checkID("subscription", id); err != nil {
+		return &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+	}
 	st := &callState{}
-	err := c.sdk.Subscriptions().BySubscriptionId(id).Reauthorize().Post(withCall(ctx, st), nil)
-	return c.wrap("reauthorize subscription "+id, "", st, err)
+	err := c.reauthorizeBuilder(id).Post(withCall(ctx, st), nil)
+	return c.wrap(op, "", st, err)
 }
 
 // DeleteSubscription deletes a subscription. Deleting one that is already
 // gone returns a ClassNotFound error.
 func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
+	op := "delete subscription " + id
+	if err := checkID("subscription", id); err != nil {
+		return &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+	}
 	st := &callState{}
-	err := c.sdk.Subscriptions().BySubscriptionId(id).Delete(withCall(ctx, st), nil)
-	return c.wrap("delete subscription "+id, "", st, err)
+	err := c.subscriptionBuilder(id).Delete(withCall(ctx, st), nil)
+	return c.wrap(op, "", st, err)
 }
 
 // ListSubscriptions returns every active subscription of this application,
@@ -102,7 +132,7 @@ func (c *Client) ListSubscriptions(ctx context.Context) ([]Subscription, error) 
 	const op = "list subscriptions"
 	st := &callState{}
 	ctx = withCall(ctx, st)
-	resp, err := c.sdk.Subscriptions().Get(ctx, nil)
+	resp, err := c.subscriptionsBuilder("").Get(ctx, nil)
 	var out []Subscription
 	for page := 0; ; page++ {
 		if err != nil {
@@ -121,7 +151,7 @@ func (c *Client) ListSubscriptions(ctx context.Context) ([]Subscription, error) 
 		if err := c.checkLink(*next); err != nil {
 			return nil, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 		}
-		resp, err = c.sdk.Subscriptions().WithUrl(*next).Get(ctx, nil)
+		resp, err = c.subscriptionsBuilder(*next).Get(ctx, nil)
 	}
 }
 
