@@ -167,8 +167,9 @@ func (a *analyzer) finish(rep *Report, top *parsed, reporter Address, raw []byte
 		if !top.msg.Date.IsZero() {
 			loc = top.msg.Date.Location()
 		}
-		if fwd, ok := inlineForward(top.msg.Text, loc); ok {
+		if fwd, ok := a.inlineForwardOf(top.msg, rep.Classification, reporter, loc); ok {
 			fwd.HTML = top.msg.HTML
+			fwd.html = top.msg.html
 			fwd.Attachments = top.msg.Attachments
 			fwd.Raw, fwd.RawName = raw, "forward.eml"
 			fwd.Auth = Auth{SCL: -1, BCL: -1, PCL: -1}
@@ -192,10 +193,34 @@ func (a *analyzer) finish(rep *Report, top *parsed, reporter Address, raw []byte
 	}
 }
 
-// enrich adds observables and indicators to a message.
+// inlineForwardOf returns the message forwarded inline in the body of m,
+// when m is a forward or report: its subject says so (a forward prefix or
+// a report classification) and a forwarded header block is found anywhere
+// in the body, or the body starts with such a block. A reply thread quoted
+// further down a message that is not a forward is the sender's own text
+// (spam pastes stolen threads), and a message from outside the
+// organisation is never a colleague's forward.
+func (a *analyzer) inlineForwardOf(m *Message, classification string, reporter Address, loc *time.Location) (*Message, bool) {
+	if len(a.opts.InternalDomains) > 0 {
+		if d := domainOf(reporter.Address); d == "" || !a.isInternal(d) {
+			return nil, false
+		}
+	}
+	anywhere := classification != "" || forwardSubject.MatchString(m.Subject)
+	return inlineForward(m.Text, loc, anywhere)
+}
+
+// forwardSubject matches the subject of a forward in the languages Outlook
+// and Gmail write prefixes in, after any reply prefixes.
+var forwardSubject = regexp.MustCompile(`(?i)^\s*((re|aw|sv|antw|r|rif)\s*:\s*)*(fw|fwd|tr|rv|wg|enc|i|vs|vb|pd|doorst|fs)\s*:`)
+
+// enrich adds the connecting IP, observables, indicators and signals to a
+// message.
 func (a *analyzer) enrich(m *Message) {
+	m.ConnectingIP = a.connectingIP(m)
 	m.Observables = a.observables(m, m.Source)
 	m.Indicators = a.indicators(m)
+	m.Signals = a.signals(m)
 	if m.To == nil {
 		m.To = []Address{}
 	}

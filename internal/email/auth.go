@@ -30,8 +30,9 @@ func parseAuth(h textproto.MIMEHeader) Auth {
 			case *authres.DMARCResult:
 				setOnce(&au.DMARC, string(r.Value))
 			case *authres.GenericResult:
-				if r.Method == "compauth" {
-					setOnce(&au.CompAuth, string(r.Value))
+				if r.Method == "compauth" && au.CompAuth == "" && r.Value != "" {
+					au.CompAuth = strings.ToLower(string(r.Value))
+					au.CompAuthReason = truncateRunes(strings.TrimSpace(r.Params["reason"]), 16)
 				}
 			}
 		}

@@ -34,13 +34,16 @@ var forwardKeys = map[string]string{
 // forwardSeparators start an inline-forward block in the clients we know.
 var forwardSeparators = []string{
 	"forwarded message", "original message", "mensagem encaminhada", "mensagem original",
-	"mensaje reenviado", "mensaje original", "________________",
+	"mensaje reenviado", "mensaje original", "begin forwarded message", "message transféré",
+	"weitergeleitete nachricht", "ursprüngliche nachricht", "message d'origine", "________________",
 }
 
 // inlineForward looks in a text body for the header block of an inline
 // forward and recovers the forwarded message from it. loc is the time zone
 // the forwarding client wrote the block in (that of the report's Date).
-func inlineForward(text string, loc *time.Location) (*Message, bool) {
+// With anywhere false, the block must start the body: only blank and
+// separator lines may come before it.
+func inlineForward(text string, loc *time.Location, anywhere bool) (*Message, bool) {
 	if len(text) > maxForwardScan {
 		text = text[:maxForwardScan]
 	}
@@ -48,6 +51,9 @@ func inlineForward(text string, loc *time.Location) (*Message, bool) {
 	for i := range lines {
 		key, _, ok := forwardField(lines[i])
 		if !ok || key != "from" {
+			if !anywhere && !blankOrSeparator(lines[i]) {
+				return nil, false
+			}
 			continue
 		}
 		fields, end := readForwardBlock(lines, i)
@@ -69,6 +75,22 @@ func inlineForward(text string, loc *time.Location) (*Message, bool) {
 		return m, true
 	}
 	return nil, false
+}
+
+// blankOrSeparator reports whether a line is empty, punctuation only
+// ("________", "-----"), or a forward separator ("Begin forwarded
+// message:").
+func blankOrSeparator(line string) bool {
+	l := strings.ToLower(strings.TrimSpace(line))
+	if strings.Trim(l, "-_=*> ") == "" {
+		return true
+	}
+	for _, s := range forwardSeparators {
+		if strings.Contains(l, s) && len(l) <= len(s)+30 {
+			return true
+		}
+	}
+	return false
 }
 
 func separatorAbove(lines []string, i int) bool {

@@ -62,7 +62,7 @@ func TestInlineForward(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			m, ok := inlineForward(tt.text, brt)
+			m, ok := inlineForward(tt.text, brt, true)
 			if !ok {
 				t.Fatal("no forward found")
 			}
@@ -80,8 +80,27 @@ func TestInlineForwardRejects(t *testing.T) {
 		"from without subject": "From: a@b.example\nSent: Monday, March 2, 2026 10:15 AM\n\nbody",
 		"empty":                "",
 	} {
-		if _, ok := inlineForward(text, time.UTC); ok {
+		if _, ok := inlineForward(text, time.UTC, true); ok {
 			t.Errorf("%s: found a forward", name)
+		}
+	}
+}
+
+func TestInlineForwardAtTheTop(t *testing.T) {
+	t.Parallel()
+	block := "From: Eve <eve@x.example>\nSent: Tuesday, March 10, 2026 4:12 PM\nTo: Dana\nSubject: Doc\n\nhi"
+	tests := map[string]bool{
+		block:          true,
+		"\n\n" + block: true,
+		"________________________________\n" + block: true,
+		"Begin forwarded message:\n\n" + block:       true,
+		"-----Original Message-----\n" + block:       true,
+		"Pay the invoice.\n\n" + block:               false,
+		"> quoted\n" + block:                         false,
+	}
+	for text, want := range tests {
+		if _, got := inlineForward(text, time.UTC, false); got != want {
+			t.Errorf("inlineForward(%q, at the top) = %v, want %v", text, got, want)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package email
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -49,9 +50,8 @@ func FuzzAnalyze(f *testing.F) {
 		if d := time.Since(start); d > 3*time.Second {
 			t.Fatalf("took %v on %d bytes", d, len(raw))
 		}
-		_ = Summary(rep.Suspect, 200)
-		for _, u := range rep.Suspect.Observables.URLs {
-			_ = Defang(u.URL)
+		if _, err := json.Marshal(rep); err != nil {
+			t.Fatalf("report does not encode: %v", err)
 		}
 	})
 }

@@ -119,7 +119,7 @@ func firstDiff(want, got string) string {
 			g = gl[i]
 		}
 		if w != g {
-			return "line " + strconv.Itoa(i+1) + ":\n want: " + Truncate(300, w) + "\n  got: " + Truncate(300, g)
+			return "line " + strconv.Itoa(i+1) + ":\n want: " + truncateRunes(w, 300) + "\n  got: " + truncateRunes(g, 300)
 		}
 	}
 	return ""

@@ -6,65 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
-
-	"github.com/jhillyerd/enmime"
 )
-
-// addrSpec finds a bare address in text the address parser rejected.
-var addrSpec = regexp.MustCompile(`[A-Za-z0-9._%+\-=!#$&'*/?^{|}~]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,63}`)
-
-// parseAddresses reads an address list tolerantly: the MIME library's
-// lenient parser first, then one address at a time, then bare addresses.
-func parseAddresses(v string) []Address {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return nil
-	}
-	if list, err := enmime.ParseAddressList(v); err == nil {
-		out := make([]Address, 0, len(list))
-		for _, a := range list {
-			out = append(out, Address{Name: cleanHeaderText(a.Name), Address: strings.ToLower(strings.TrimSpace(a.Address))})
-		}
-		return out
-	}
-	var out []Address
-	for _, piece := range strings.Split(v, ",") {
-		piece = strings.TrimSpace(piece)
-		if piece == "" {
-			continue
-		}
-		if a, err := mail.ParseAddress(piece); err == nil {
-			out = append(out, Address{Name: cleanHeaderText(enmime.DecodeRFC2047(a.Name)), Address: strings.ToLower(a.Address)})
-			continue
-		}
-		spec := addrSpec.FindString(piece)
-		name := piece
-		if i := strings.IndexByte(name, '<'); i > 0 {
-			name = name[:i]
-		} else if spec != "" {
-			name = strings.Replace(name, spec, "", 1)
-		}
-		name = strings.Trim(cleanHeaderText(enmime.DecodeRFC2047(name)), ` "'<>[]()`)
-		out = append(out, Address{Name: name, Address: strings.ToLower(spec)})
-	}
-	return out
-}
-
-func firstAddress(v string) Address {
-	if list := parseAddresses(v); len(list) > 0 {
-		return list[0]
-	}
-	return Address{}
-}
-
-// domainOf returns the lower-case domain of an address, or "".
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return ""
-	}
-	return strings.TrimSuffix(strings.ToLower(strings.Trim(addr[i+1:], " >]")), ".")
-}
 
 var dateLayouts = []string{
 	"Mon, 2 Jan 2006 15:04:05 -0700",

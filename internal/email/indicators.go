@@ -133,8 +133,10 @@ var confusables = map[rune]string{
 // skeleton decodes punycode, maps confusable characters to ASCII and folds
 // the pairs "rn"→"m", "vv"→"w", "cl"→"d" and "i"→"l" that read alike.
 func skeleton(domain string) string {
-	if u, err := idna.ToUnicode(domain); err == nil {
-		domain = u
+	if strings.Contains(domain, "xn--") {
+		if u, err := idna.ToUnicode(domain); err == nil {
+			domain = u
+		}
 	}
 	var b strings.Builder
 	for _, r := range strings.ToLower(domain) {
@@ -144,10 +146,11 @@ func skeleton(domain string) string {
 		}
 		b.WriteRune(r)
 	}
-	s := b.String()
-	s = strings.NewReplacer("rn", "m", "vv", "w", "cl", "d", "i", "l").Replace(s)
-	return s
+	return readAlike.Replace(b.String())
 }
+
+// readAlike folds the letter pairs that read alike.
+var readAlike = strings.NewReplacer("rn", "m", "vv", "w", "cl", "d", "i", "l")
 
 // editDistance is the optimal string alignment distance of a and b (a
 // transposition counts as one edit), stopping early above limit.

@@ -13,9 +13,8 @@ import (
 	"path"
 	"strings"
 
-	"github.com/jaytaylor/html2text"
-	"github.com/jhillyerd/enmime"
-	"github.com/jhillyerd/enmime/mediatype"
+	"github.com/jhillyerd/enmime/v2"
+	"github.com/jhillyerd/enmime/v2/mediatype"
 )
 
 // maxHeaderValue bounds a header value before it is decoded and parsed.
@@ -233,34 +232,30 @@ func (a *analyzer) parseMIME(raw []byte, label string) (p *parsed, err error) {
 	m := a.messageFromHeader(env.Root.Header, label)
 	m.Text = strings.ToValidUTF8(env.Text, "\uFFFD")
 	m.HTML = strings.ToValidUTF8(env.HTML, "\uFFFD")
-	if m.Text == "" && m.HTML != "" {
-		m.Text = a.htmlToText(m.HTML, label)
-	}
+	a.scanBodies(m, label)
 	m.Raw = raw
 	p.msg = m
 	collectParts(env.Root, p)
 	return p, nil
 }
 
-// htmlToText renders the first maxScanBytes of an HTML body as text, for
-// messages without a text part.
-func (a *analyzer) htmlToText(body, label string) (text string) {
+// scanBodies reads the HTML body once for its links, images and, when the
+// text body is absent or blank, its text.
+func (a *analyzer) scanBodies(m *Message, label string) {
+	if m.HTML == "" {
+		return
+	}
+	body := m.HTML
 	if len(body) > maxScanBytes {
-		a.warn("%s: only the first %d bytes of the HTML body were rendered as text", label, maxScanBytes)
+		a.warn("%s: only the first %d bytes of the HTML body were scanned", label, maxScanBytes)
 		body = body[:maxScanBytes]
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			a.warn("%s: HTML to text failed: %v", label, r)
-			text = ""
-		}
-	}()
-	text, err := html2text.FromString(body)
-	if err != nil {
-		a.warn("%s: HTML to text: %v", label, err)
-		return ""
+	withText := strings.TrimSpace(m.Text) == ""
+	s := scanHTML(body, withText)
+	if withText {
+		m.Text = s.Text
 	}
-	return strings.ToValidUTF8(text, "\uFFFD")
+	m.html = &s
 }
 
 // readEnvelope runs the MIME parser, turning a panic in it into an error.
@@ -341,6 +336,10 @@ func collectParts(root *enmime.Part, p *parsed) {
 		}
 		att := newAttachment(name, ct, part.Content)
 		att.IsEmail = kind != ""
+		if att.IsEmail {
+			att.Kind = KindEmail
+		}
+		att.Inline = isInline(att.Kind, disp, part.ContentID)
 		p.msg.Attachments = append(p.msg.Attachments, att)
 		if kind != "" {
 			p.emails = append(p.emails, attached{name: name, kind: kind, raw: part.Content})
@@ -348,6 +347,15 @@ func collectParts(root *enmime.Part, p *parsed) {
 	}
 }
 
+// isInline reports whether an attachment is a picture shown in the body (a
+// logo or signature image) rather than a file sent for the reader to open:
+// an image with a Content-ID or an inline disposition, and not marked as an
+// attachment.
+func isInline(kind, disposition, contentID string) bool {
+	return kind == KindImage && disposition != "attachment" && (strings.TrimSpace(contentID) != "" || disposition == "inline")
+}
+
+// newAttachment hashes an attachment and detects its kind.
 func newAttachment(name, ct string, content []byte) Attachment {
 	md := md5.Sum(content)  //nolint:gosec // indicator, see import.
 	s1 := sha1.Sum(content) //nolint:gosec // indicator, see import.
@@ -359,6 +367,7 @@ func newAttachment(name, ct string, content []byte) Attachment {
 		MD5:         hex.EncodeToString(md[:]),
 		SHA1:        hex.EncodeToString(s1[:]),
 		SHA256:      hex.EncodeToString(s256[:]),
+		Kind:        detectKind(name, ct, content),
 		Data:        content,
 	}
 }

@@ -103,10 +103,17 @@ type Message struct {
 	// the .msg bytes for an Outlook item. It is not part of the JSON form.
 	Raw []byte `json:"-"`
 	// RawName is a file name for Raw (the attachment's name when it had one).
-	RawName     string      `json:"raw_name"`
-	Observables Observables `json:"observables"`
-	Auth        Auth        `json:"auth"`
-	Indicators  Indicators  `json:"indicators"`
+	RawName string `json:"raw_name"`
+	// ConnectingIP is the address of the host that handed the message to the
+	// receiving organisation: the first hop outside Microsoft's and the
+	// organisation's relays ("" when the headers do not tell).
+	ConnectingIP string      `json:"connecting_ip"`
+	Observables  Observables `json:"observables"`
+	Auth         Auth        `json:"auth"`
+	Indicators   Indicators  `json:"indicators"`
+	// Signals gathers the facts a verdict is made of, for the mapping's
+	// criticality and category rules.
+	Signals Signals `json:"signals"`
 	// Source says where the message came from: "rfc822" (attached .eml or
 	// Graph item attachment), "msg" (attached Outlook .msg),
 	// "inline-forward" (recovered from a forwarded body), or "self".
@@ -114,6 +121,8 @@ type Message struct {
 
 	// connectingIP is the CIP of X-Forefront-Antispam-Report.
 	connectingIP string
+	// html is what scanning the HTML body found.
+	html *htmlScan
 }
 
 // Hop is one Received header.
@@ -134,6 +143,15 @@ type Attachment struct {
 	SHA256      string `json:"sha256"`
 	// IsEmail is true when the attachment is itself an email (.eml, .msg).
 	IsEmail bool `json:"is_email"`
+	// Kind is what the file is, detected from its content (magic bytes)
+	// before its name and declared type: one of the Kind constants
+	// ("executable", "script", "macro-document", "html", "archive",
+	// "disk-image", "document", "image", "calendar", "email", "empty",
+	// "other").
+	Kind string `json:"kind"`
+	// Inline is true for a picture shown in the body (a logo, a signature
+	// image) rather than a file sent to be opened.
+	Inline bool `json:"inline"`
 	// Data is the decoded content, for attaching to the incident. It is
 	// not part of the JSON form.
 	Data []byte `json:"-"`
@@ -141,21 +159,37 @@ type Attachment struct {
 
 // Observables are the indicators of compromise found in a message,
 // deduplicated. URLs keep the order of first appearance (HTML links first,
-// then the text body); the other lists are sorted.
+// then the text body), each URL unwrapped from another right after it; the
+// other lists are sorted.
 type Observables struct {
-	URLs    []URL    `json:"urls"`
+	URLs []URL `json:"urls"`
+	// Domains are the registrable domains of the URLs (unwrapped ones
+	// included) and of the addresses.
 	Domains []string `json:"domains"`
-	IPs     []string `json:"ips"`
-	Emails  []string `json:"emails"`
-	Hashes  []string `json:"hashes"`
+	// IPs are the connecting IP and the IP addresses links point to.
+	IPs    []string `json:"ips"`
+	Emails []string `json:"emails"`
+	// Hashes are the MD5, SHA-1 and SHA-256 of every attachment that is not
+	// empty (the hashes of nothing match every empty file).
+	Hashes []string `json:"hashes"`
+	// ImageHosts are the hosts the HTML body loads pictures from, tracking
+	// pixels included.
+	ImageHosts []string `json:"image_hosts"`
+	// TrackingPixelHosts are the hosts of images too small or hidden to be
+	// seen, which only tell the sender the message was opened.
+	TrackingPixelHosts []string `json:"tracking_pixel_hosts"`
 }
 
 // URL is one link. Text is the displayed text of an HTML link; Mismatch is
 // true when that text names a different registrable domain than the link.
+// Via is set on a URL found inside another: the open redirect whose query,
+// fragment or path carried it, or the Safe Links or URL Defense rewrite
+// that wrapped it.
 type URL struct {
 	URL      string `json:"url"`
 	Text     string `json:"text,omitempty"`
 	Mismatch bool   `json:"mismatch"`
+	Via      string `json:"via,omitempty"`
 }
 
 // String returns the URL itself.
@@ -175,6 +209,10 @@ type Auth struct {
 	SCL int `json:"scl"`
 	BCL int `json:"bcl"`
 	PCL int `json:"pcl"`
+	// CompAuthReason is the reason code of the composite authentication
+	// verdict ("000" explicit failure, "001" implicit, "1xx"/"2xx"/"3xx"/
+	// "4xx"/"5xx"/"6xx"/"7xx"/"9xx" as Microsoft documents them).
+	CompAuthReason string `json:"compauth_reason"`
 	// CAT is the protection policy category (e.g. "PHSH", "SPM", "NONE").
 	CAT string `json:"cat"`
 	// Raw is the Authentication-Results header values, one per line.

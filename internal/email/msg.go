@@ -35,6 +35,8 @@ const (
 	propAttachFilename    = 0x3704
 	propAttachLongName    = 0x3707
 	propAttachMime        = 0x370E
+	propAttachContentID   = 0x3712
+	propAttachmentHidden  = 0x7FFE
 	propSenderSMTP        = 0x5D01
 	propSMTPAddress       = 0x39FE
 )
@@ -46,6 +48,7 @@ const (
 	ptBinary  = 0x0102
 	ptObject  = 0x000D
 	ptLong    = 0x0003
+	ptBoolean = 0x000B
 	ptSysTime = 0x0040
 )
 
@@ -91,6 +94,11 @@ func (s *msgStorage) long(id uint16) (uint32, bool) {
 	return binary.LittleEndian.Uint32(b[:4]), true
 }
 
+func (s *msgStorage) boolean(id uint16) bool {
+	b, ok := s.fixed[uint32(id)<<16|ptBoolean]
+	return ok && b[0] != 0
+}
+
 func (s *msgStorage) sysTime(id uint16) (time.Time, bool) {
 	b, ok := s.fixed[uint32(id)<<16|ptSysTime]
 	if !ok {
@@ -120,7 +128,7 @@ func (s *msgStorage) parseProps(hdr int) {
 	for b = b[hdr:]; len(b) >= 16; b = b[16:] {
 		tag := binary.LittleEndian.Uint32(b[:4])
 		switch tag & 0xFFFF {
-		case ptLong, ptSysTime:
+		case ptLong, ptSysTime, ptBoolean:
 			v := make([]byte, 8)
 			copy(v, b[8:16])
 			s.fixed[tag] = v
@@ -237,7 +245,8 @@ func wantedTag(tag uint32) bool {
 	switch uint16(tag >> 16) {
 	case propSubject, propSentReprName, propSentReprEmail, propTransportHeaders, propSenderName,
 		propSenderEmail, propDisplayName, propEmailAddress, propBody, propHTML, propInternetMessageID,
-		propAttachData, propAttachFilename, propAttachLongName, propAttachMime, propSenderSMTP, propSMTPAddress:
+		propAttachData, propAttachFilename, propAttachLongName, propAttachMime, propAttachContentID,
+		propSenderSMTP, propSMTPAddress:
 		return true
 	}
 	return false
@@ -313,9 +322,7 @@ func (a *analyzer) msgMessage(raw []byte, label string, top *msgStorage, recip, 
 	} else {
 		m.HTML = top.str(propHTML)
 	}
-	if strings.TrimSpace(m.Text) == "" && m.HTML != "" {
-		m.Text = a.htmlToText(m.HTML, label)
-	}
+	a.scanBodies(m, label)
 	for _, key := range sortedStorageKeys(attach) {
 		st := attach[key]
 		data := st.bin(propAttachData)
@@ -336,6 +343,15 @@ func (a *analyzer) msgMessage(raw []byte, label string, top *msgStorage, recip, 
 		}
 		att := newAttachment(name, ct, data)
 		att.IsEmail = kind != ""
+		if att.IsEmail {
+			att.Kind = KindEmail
+		}
+		st.parseProps(8)
+		disposition := ""
+		if st.boolean(propAttachmentHidden) {
+			disposition = "inline"
+		}
+		att.Inline = isInline(att.Kind, disposition, st.str(propAttachContentID))
 		m.Attachments = append(m.Attachments, att)
 		if kind != "" {
 			p.emails = append(p.emails, attached{name: name, kind: kind, raw: data})

@@ -5,9 +5,10 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
-	"golang.org/x/net/html"
 	"golang.org/x/net/publicsuffix"
 	"mvdan.cc/xurls/v2"
 )
@@ -24,15 +25,66 @@ var bodyAddress = regexp.MustCompile(`[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9][
 
 // extractor holds the compiled expressions; one per Analyze call.
 type extractor struct {
-	urls   *regexp.Regexp
+	urls   *regexp.Regexp // a URL anchored at the start of the text
 	emails *regexp.Regexp
 }
 
+var (
+	anchoredURLOnce sync.Once
+	anchoredURL     *regexp.Regexp
+)
+
 func newExtractor() *extractor {
-	return &extractor{urls: xurls.Strict(), emails: bodyAddress}
+	anchoredURLOnce.Do(func() {
+		anchoredURL = regexp.MustCompile(`^(?:` + xurls.Strict().String() + `)`)
+		anchoredURL.Longest()
+	})
+	return &extractor{urls: anchoredURL, emails: bodyAddress}
 }
 
-// observables collects URLs, domains, IPs, addresses and hashes of m.
+// findURLs returns the URLs of text as index pairs, at most limit. Each
+// "://" is matched from the earliest scheme character before it (at most
+// 32 back, never across a line) with the expression anchored there, which
+// costs one attempt per URL instead of one per position.
+func (ex *extractor) findURLs(text string, limit int) [][2]int {
+	var out [][2]int
+	pos := 0
+	for len(out) < limit && pos < len(text) {
+		i := strings.Index(text[pos:], "://")
+		if i < 0 {
+			break
+		}
+		i += pos
+		start := i
+		for start > pos && i-start < 32 && isSchemeChar(text[start-1]) {
+			start--
+		}
+		end := min(i+3+4096, len(text))
+		if nl := strings.IndexByte(text[i:end], '\n'); nl >= 0 {
+			end = i + nl
+		}
+		found := false
+		for s := start; s < i; s++ {
+			if loc := ex.urls.FindStringIndex(text[s:end]); loc != nil && s+loc[1] > i+3 {
+				out = append(out, [2]int{s, s + loc[1]})
+				pos = s + loc[1]
+				found = true
+				break
+			}
+		}
+		if !found {
+			pos = i + 3
+		}
+	}
+	return out
+}
+
+func isSchemeChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'
+}
+
+// observables collects URLs, domains, IPs, addresses, hashes and image
+// hosts of m. It runs after ConnectingIP is set.
 func (a *analyzer) observables(m *Message, label string) Observables {
 	o := Observables{URLs: []URL{}}
 	seen := map[string]int{}
@@ -54,22 +106,32 @@ func (a *analyzer) observables(m *Message, label string) Observables {
 		seen[u.URL] = len(o.URLs)
 		o.URLs = append(o.URLs, u)
 	}
-	htmlBody, text := m.HTML, m.Text
-	if len(htmlBody) > maxScanBytes {
-		a.warn("%s: only the first %d bytes of the HTML body were scanned for observables", label, maxScanBytes)
-		htmlBody = htmlBody[:maxScanBytes]
+	scan := m.html
+	if scan == nil && m.HTML != "" {
+		s := scanHTML(m.HTML[:min(len(m.HTML), maxScanBytes)], false)
+		scan = &s
 	}
+	if scan == nil {
+		scan = &htmlScan{}
+	}
+	text := m.Text
 	if len(text) > maxScanBytes {
 		a.warn("%s: only the first %d bytes of the text body were scanned for observables", label, maxScanBytes)
 		text = text[:maxScanBytes]
 	}
-	for _, l := range htmlLinks(htmlBody) {
-		add(l)
+	for _, l := range scan.Links {
+		for _, u := range expandURL(l) {
+			add(u)
+		}
 	}
-	for _, loc := range findAround(a.ex.urls, text, "://", 32, 4096, maxURLs) {
-		add(URL{URL: unwrapSafeLink(trimURL(text[loc[0]:loc[1]]))})
+	for _, body := range []string{text, scan.Hidden} {
+		for _, loc := range a.ex.findURLs(body, maxURLs) {
+			for _, u := range expandURL(URL{URL: trimURL(body[loc[0]:loc[1]])}) {
+				add(u)
+			}
+		}
 	}
-	if len(seen) >= maxURLs {
+	if len(o.URLs) >= maxURLs {
 		a.warn("%s: more than %d URLs; the rest are not listed", label, maxURLs)
 	}
 
@@ -83,47 +145,111 @@ func (a *analyzer) observables(m *Message, label string) Observables {
 	}
 	for _, u := range o.URLs {
 		host := urlHost(u.URL)
-		if ip, err := netip.ParseAddr(host); err == nil {
+		if ip, ok := hostIP(host); ok {
 			if isPublic(ip) {
-				ips[ip.Unmap().String()] = true
+				ips[ip.String()] = true
 			}
 			continue
 		}
 		addDomain(host)
 	}
-	for _, addr := range []Address{m.From, m.Sender, m.ReplyTo, m.ReturnPath} {
-		if addr.Address != "" && strings.Contains(addr.Address, "@") {
-			emails[addr.Address] = true
-			addDomain(domainOf(addr.Address))
+	addEmail := func(addr string) {
+		if addr != "" && strings.Contains(addr, "@") {
+			emails[addr] = true
+			addDomain(domainOf(addr))
 		}
+	}
+	for _, addr := range []Address{m.From, m.Sender, m.ReplyTo, m.ReturnPath} {
+		addEmail(addr.Address)
+	}
+	for _, addr := range scan.Mailto {
+		addEmail(addr)
 	}
 	for _, loc := range findAround(a.ex.emails, text, "@", 64, 256, maxURLs) {
 		if loc[0] > 0 && strings.IndexByte("/=?&:%.", text[loc[0]-1]) >= 0 {
 			continue // part of a URL, not an address of its own
 		}
-		s := strings.ToLower(strings.Trim(text[loc[0]:loc[1]], "."))
-		emails[s] = true
-		addDomain(domainOf(s))
+		addEmail(strings.ToLower(strings.Trim(text[loc[0]:loc[1]], ".")))
 	}
-	for _, h := range m.Received {
-		if ip, err := netip.ParseAddr(h.IP); err == nil && isPublic(ip) {
-			ips[ip.Unmap().String()] = true
-		}
-	}
-	if m.connectingIP != "" {
-		if ip, err := netip.ParseAddr(m.connectingIP); err == nil && isPublic(ip) {
-			ips[ip.Unmap().String()] = true
-		}
+	if m.ConnectingIP != "" {
+		ips[m.ConnectingIP] = true
 	}
 	hashes := map[string]bool{}
 	for _, at := range m.Attachments {
-		hashes[at.MD5], hashes[at.SHA1], hashes[at.SHA256] = true, true, true
+		if at.Size > 0 {
+			hashes[at.MD5], hashes[at.SHA1], hashes[at.SHA256] = true, true, true
+		}
+	}
+	images := map[string]bool{}
+	pixels := map[string]bool{}
+	for _, img := range scan.Images {
+		host := urlHost(img.URL)
+		if host == "" {
+			continue
+		}
+		images[host] = true
+		if img.Pixel {
+			pixels[host] = true
+		}
 	}
 	o.Domains = sortedKeys(domains)
 	o.IPs = sortedKeys(ips)
 	o.Emails = sortedKeys(emails)
 	o.Hashes = sortedKeys(hashes)
+	o.ImageHosts = sortedKeys(images)
+	o.TrackingPixelHosts = sortedKeys(pixels)
 	return o
+}
+
+// hostIP reads a URL host that is an IP address, in any form a browser
+// accepts (see isIPHost).
+func hostIP(host string) (netip.Addr, bool) {
+	host = strings.Trim(host, "[]")
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return ip.Unmap(), true
+	}
+	if !isIPHost(host) {
+		return netip.Addr{}, false
+	}
+	// inet_aton forms: a.b.c.d, a.b.c, a.b or a, each part decimal, octal
+	// (leading 0) or hexadecimal (0x); the last part fills the rest.
+	labels := strings.Split(host, ".")
+	var parts []uint64
+	for _, l := range labels {
+		n, ok := parseIPPart(l)
+		if !ok {
+			return netip.Addr{}, false
+		}
+		parts = append(parts, n)
+	}
+	var v uint64
+	for i, p := range parts[:len(parts)-1] {
+		if p > 255 {
+			return netip.Addr{}, false
+		}
+		v |= p << (24 - 8*i)
+	}
+	last := parts[len(parts)-1]
+	if last >= 1<<(8*(5-len(parts))) {
+		return netip.Addr{}, false
+	}
+	v |= last
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), true
+}
+
+func parseIPPart(s string) (uint64, bool) {
+	base := 10
+	switch {
+	case len(s) > 2 && (s[:2] == "0x" || s[:2] == "0X"):
+		base, s = 16, s[2:]
+	case len(s) > 1 && s[0] == '0':
+		base, s = 8, s[1:]
+	}
+	if len(s) > 12 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, base, 64)
+	return n, err == nil
 }
 
 // findAround returns the matches of re that contain an occurrence of sep,
@@ -174,106 +300,27 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
-// trimURL drops punctuation a sentence wraps around a link.
+// trimURL drops the punctuation a sentence puts after a link, and a
+// closing bracket only when the URL did not open it:
+// "(see https://x.example/a)" loses the ")", "https://x.example/[optout]"
+// keeps its "]".
 func trimURL(s string) string {
-	return strings.TrimRight(s, ".,;:!?'\")]>")
-}
-
-// htmlLinks lists the links of an HTML body: <a href> and <area href> with
-// their displayed text, and <form action>.
-func htmlLinks(body string) []URL {
-	if body == "" {
-		return nil
-	}
-	var out []URL
-	z := html.NewTokenizer(strings.NewReader(body))
-	z.SetMaxBuf(maxScanBytes)
-	var cur *URL
-	var text strings.Builder
-	finish := func() {
-		if cur == nil {
-			return
-		}
-		cur.Text = truncateRunes(strings.TrimSpace(collapseSpaces(strings.Join(strings.Fields(text.String()), " "))), maxLinkText)
-		cur.Mismatch = linkMismatch(cur.URL, cur.Text)
-		out = append(out, *cur)
-		cur = nil
-		text.Reset()
-	}
-	for len(out) < maxURLs {
-		tt := z.Next()
-		switch tt {
-		case html.ErrorToken:
-			finish()
-			return out
-		case html.StartTagToken, html.SelfClosingTagToken:
-			name, hasAttr := z.TagName()
-			tag := string(name)
-			var attrName string
-			switch tag {
-			case "a", "area":
-				attrName = "href"
-			case "form":
-				attrName = "action"
-			default:
-				continue
+	for len(s) > 0 {
+		c := s[len(s)-1]
+		switch c {
+		case '.', ',', ';', ':', '!', '?', '\'', '"', '>':
+			s = s[:len(s)-1]
+		case ')', ']', '}':
+			open := map[byte]string{')': "(", ']': "[", '}': "{"}[c]
+			if strings.Count(s, open) >= strings.Count(s, string(c)) {
+				return s
 			}
-			if tag == "a" {
-				finish()
-			}
-			var val string
-			for hasAttr {
-				var k, v []byte
-				k, v, hasAttr = z.TagAttr()
-				if string(k) == attrName {
-					val = string(v)
-				}
-			}
-			link := normaliseLink(val)
-			if link == "" {
-				continue
-			}
-			if tag == "a" && tt == html.StartTagToken {
-				cur = &URL{URL: link}
-			} else {
-				out = append(out, URL{URL: link})
-			}
-		case html.EndTagToken:
-			if name, _ := z.TagName(); string(name) == "a" {
-				finish()
-			}
-		case html.TextToken:
-			if cur != nil && text.Len() < 4*maxLinkText {
-				text.Write(z.Text())
-			}
+			s = s[:len(s)-1]
+		default:
+			return s
 		}
 	}
-	finish()
-	return out
-}
-
-// normaliseLink keeps absolute http(s) and ftp links, unwrapped from Safe
-// Links; mailto:, tel:, anchors and relative links are dropped.
-func normaliseLink(v string) string {
-	v = strings.TrimSpace(v)
-	lv := strings.ToLower(v)
-	if !(strings.HasPrefix(lv, "http://") || strings.HasPrefix(lv, "https://") || strings.HasPrefix(lv, "ftp://")) {
-		return ""
-	}
-	return unwrapSafeLink(v)
-}
-
-// unwrapSafeLink returns the target of a Microsoft Defender Safe Links URL,
-// or u unchanged.
-func unwrapSafeLink(u string) string {
-	p, err := url.Parse(u)
-	if err != nil || !strings.HasSuffix(strings.ToLower(p.Hostname()), ".safelinks.protection.outlook.com") {
-		return u
-	}
-	if target := p.Query().Get("url"); target != "" {
-		return target
-	}
-	return u
+	return s
 }
 
 // urlHost returns the lower-case host of a URL, or "".
@@ -341,28 +388,26 @@ func linkMismatch(href, text string) bool {
 	return ra != rb
 }
 
-// looksLikeHost reports whether s is a dotted name whose last label is
-// alphabetic, like "www.contoso.com".
+// looksLikeHost reports whether s is a host name under a public suffix,
+// like "www.contoso.com" (a final dot allowed): "hier." or "Unsubscribe."
+// (a word ending a sentence) and "invoice.pdf" are not.
 func looksLikeHost(s string) bool {
+	s = strings.TrimSuffix(strings.ToLower(s), ".")
 	if !strings.Contains(s, ".") {
 		return false
 	}
-	labels := strings.Split(strings.TrimSuffix(s, "."), ".")
-	last := labels[len(labels)-1]
-	if len(last) < 2 {
-		return false
-	}
-	for _, r := range last {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
-			return false
-		}
-	}
-	for _, l := range labels {
+	for _, l := range strings.Split(s, ".") {
 		if l == "" {
 			return false
 		}
 	}
-	return true
+	suffix, icann := publicsuffix.PublicSuffix(s)
+	if suffix == s {
+		return false
+	}
+	// The names reserved for documentation (RFC 2606) count as hosts, so
+	// that examples behave like real mail.
+	return icann || strings.Contains(suffix, ".") || suffix == "example" || suffix == "test"
 }
 
 // cgnat and the other prefixes below are not routable on the internet.

@@ -31,8 +31,11 @@ const (
 // Options bound the work Analyze does and configure the indicators. A zero
 // field takes its default.
 type Options struct {
-	// InternalDomains are the organisation's own domains; senders and links
-	// imitating them are flagged as lookalikes.
+	// InternalDomains are the organisation's own domains: senders and links
+	// imitating them are flagged as lookalikes, a sender outside them is an
+	// external sender (Signals.ExternalSender), a message from outside them
+	// is never read as a colleague's inline forward, and relays named in
+	// them are not taken for the connecting host.
 	InternalDomains []string
 	// MaxBytes is the largest raw message accepted (default 50 MiB).
 	MaxBytes int64

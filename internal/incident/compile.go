@@ -4,16 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 
 	"github.com/agnivade/levenshtein"
 
 	"github.com/mail2archer/mail2archer/internal/archer"
-	"github.com/mail2archer/mail2archer/internal/email"
+	"github.com/mail2archer/mail2archer/internal/tmpl"
 )
 
 // Metadata is the part of the Archer client that preflight needs.
@@ -24,25 +24,36 @@ type Metadata interface {
 
 // Compiled is a mapping resolved against one Archer instance: every field
 // name is a field id, every literal values-list name an id, every template
-// parsed. It is safe for concurrent use.
+// compiled and checked against Data. It is safe for concurrent use.
 type Compiled struct {
 	App      *archer.Application
 	Level    *archer.Level
 	KeyField archer.Field
-	key      *template.Template
+	key      *tmpl.Template
 	fields   []compiledField
+	// attachments is the attachment mode (AttachmentsZip, …).
+	attachments string
+	warnings    []string
 }
 
 type compiledField struct {
 	field   archer.Field
-	tmpl    *template.Template // nil for literals and attachments
-	literal bool               // a literal value (text, number or ids below)
-	text    string             // literal text
-	number  float64            // literal number
-	ids     []int64            // literal values-list ids
+	tmpl    *tmpl.Template // nil for literals and attachments
+	mode    textMode       // text and external-links fields
+	literal bool           // a literal value (text, number or ids below)
+	text    string         // literal text
+	number  float64        // literal number
+	ids     []int64        // literal values-list ids
 	attach  []string
 	values  []archer.Value // values-list fields: the values, for template output
 }
+
+// dataType is the static type templates are checked against.
+var dataType = reflect.TypeFor[Data]()
+
+// Warnings lists what the service should log at start: choices in the
+// mapping that are allowed but unsafe (attachments: raw).
+func (c *Compiled) Warnings() []string { return c.warnings }
 
 // Compile checks the mapping against Archer's metadata and returns one error
 // listing every problem: unknown fields (with close matches), unknown
@@ -54,7 +65,19 @@ func (m *Mapping) Compile(ctx context.Context, meta Metadata) (*Compiled, error)
 		return nil, fmt.Errorf("preflight: application %q: %w", m.Application, err)
 	}
 	var problems Problems
-	c := &Compiled{App: app}
+	c := &Compiled{App: app, attachments: m.Attachments}
+	switch c.attachments {
+	case "":
+		c.attachments = AttachmentsZip
+	case AttachmentsZip, AttachmentsNone, AttachmentsRaw:
+	default:
+		problems = append(problems, fmt.Sprintf("attachments: %q is not one of zip, none, raw", c.attachments))
+	}
+	if c.attachments == AttachmentsRaw {
+		c.warnings = append(c.warnings, "attachments: raw uploads the suspect email's attachments as they are: "+
+			"an analyst opens a malicious file from the record with one click; zip is the safe default")
+	}
+	funcs := Funcs()
 	switch {
 	case m.Level != "":
 		l, ok := app.LevelByName(m.Level)
@@ -79,8 +102,8 @@ func (m *Mapping) Compile(ctx context.Context, meta Metadata) (*Compiled, error)
 	default:
 		c.KeyField = kf
 	}
-	if t, err := parseTemplate("key", m.Key.Template); err != nil {
-		problems = append(problems, "key.template: "+err.Error())
+	if t, err := tmpl.Compile("key.template", m.Key.Template, dataType, tmpl.Options{Funcs: funcs}); err != nil {
+		problems = append(problems, err.Error())
 	} else {
 		c.key = t
 	}
@@ -95,7 +118,7 @@ func (m *Mapping) Compile(ctx context.Context, meta Metadata) (*Compiled, error)
 			continue
 		}
 		mapped[f.ID] = true
-		cf, errs := compileField(ctx, meta, where, f, spec)
+		cf, errs := compileField(ctx, meta, where, f, spec, funcs)
 		problems = append(problems, errs...)
 		if len(errs) == 0 {
 			c.fields = append(c.fields, cf)
@@ -112,11 +135,24 @@ func (m *Mapping) Compile(ctx context.Context, meta Metadata) (*Compiled, error)
 	return c, nil
 }
 
-func compileField(ctx context.Context, meta Metadata, where string, f archer.Field, spec Field) (compiledField, Problems) {
+func compileField(ctx context.Context, meta Metadata, where string, f archer.Field, spec Field, funcs tmpl.Funcs) (compiledField, Problems) {
 	cf := compiledField{field: f}
 	var problems Problems
 	if f.Type.System() {
 		return cf, Problems{fmt.Sprintf("%s: %q is a system field (%s) that Archer fills itself", where, f.Name, f.Type)}
+	}
+	switch {
+	case (spec.Format != "" || spec.Markup) && f.Type != archer.FieldText:
+		return cf, Problems{fmt.Sprintf("%s: format and markup apply to text fields, and %q is of type %s", where, f.Name, f.Type)}
+	case spec.Machine && f.Type != archer.FieldText && f.Type != archer.FieldExternalLinks:
+		return cf, Problems{fmt.Sprintf("%s: machine applies to text and external-links fields, and %q is of type %s", where, f.Name, f.Type)}
+	}
+	cf.mode = textMode{kind: kindRich, markup: spec.Markup, machine: spec.Machine}
+	switch {
+	case f.Type == archer.FieldExternalLinks:
+		cf.mode.kind = kindLinks
+	case spec.Format == FormatPlain:
+		cf.mode.kind = kindPlain
 	}
 	if len(spec.Attach) > 0 {
 		if f.Type != archer.FieldAttachment {
@@ -141,9 +177,9 @@ func compileField(ctx context.Context, meta Metadata, where string, f archer.Fie
 		cf.values = vals
 	}
 	if spec.Template != "" {
-		t, err := parseTemplate(where, spec.Template)
+		t, err := tmpl.Compile(where+".template", spec.Template, dataType, tmpl.Options{Funcs: funcs})
 		if err != nil {
-			return cf, Problems{where + ".template: " + err.Error()}
+			return cf, Problems{err.Error()}
 		}
 		cf.tmpl = t
 		return cf, nil
@@ -193,7 +229,7 @@ func compileField(ctx context.Context, meta Metadata, where string, f archer.Fie
 		cf.text = s
 		cf.literal = true
 		probe := archer.NewRecord(f.LevelID)
-		err := cf.set(probe, s)
+		err := cf.fill(probe, []piece{{s: s}})
 		if err == nil {
 			err = probe.Err()
 		}
@@ -202,14 +238,6 @@ func compileField(ctx context.Context, meta Metadata, where string, f archer.Fie
 		}
 	}
 	return cf, problems
-}
-
-func parseTemplate(name, text string) (*template.Template, error) {
-	t, err := template.New(name).Funcs(email.FuncMap()).Option("missingkey=error").Parse(text)
-	if err != nil {
-		return nil, err
-	}
-	return t, nil
 }
 
 func unknownField(where, name string, l *archer.Level) string {
@@ -269,7 +297,7 @@ func parseDate(s string) (time.Time, error) {
 			return t, nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%q is not a date (use RFC 3339, e.g. {{.ReceivedAt.Format \"2006-01-02T15:04:05Z07:00\"}})", s)
+	return time.Time{}, fmt.Errorf("%q is not a date (print a time as it is, {{.ReceivedAt}}, or with {{date \"2006-01-02T15:04:05Z07:00\" .ReceivedAt}})", s)
 }
 
 func parseNumber(s string) (float64, error) {

@@ -58,6 +58,11 @@ func TestExampleMappingMatchesTheSchema(t *testing.T) {
 		{"two sources", "application: A\nkey: {field: K}\nfields: {T: {value: x, template: y}}\n", false},
 		{"unknown key", "application: A\nkey: {field: K}\nfields: {T: {value: x}}\nextra: 1\n", false},
 		{"bad attach", "application: A\nkey: {field: K}\nfields: {T: {attach: [everything]}}\n", false},
+		{"formats", "application: A\nattachments: none\nkey: {field: K}\nfields: {T: {template: x, format: plain}, D: {template: y, markup: true}, O: {template: z, machine: true}}\n", true},
+		{"bad format", "application: A\nkey: {field: K}\nfields: {T: {template: x, format: html}}\n", false},
+		{"markup in plain", "application: A\nkey: {field: K}\nfields: {T: {template: x, format: plain, markup: true}}\n", false},
+		{"format of an attachment", "application: A\nkey: {field: K}\nfields: {T: {attach: [original], format: plain}}\n", false},
+		{"bad attachments mode", "application: A\nattachments: all\nkey: {field: K}\nfields: {T: {value: x}}\n", false},
 	} {
 		var doc any
 		if err := yaml.Unmarshal([]byte(tc.yaml), &doc); err != nil {
@@ -94,6 +99,10 @@ func TestParseRejectsMalformedMappings(t *testing.T) {
 		{"bad attach", "application: A\nkey: {field: K}\nfields: {T: {attach: [all]}}\n", `"all"`},
 		{"key in fields", "application: A\nkey: {field: K}\nfields: {K: {value: x}}\n", "key field"},
 		{"two documents", "application: A\nkey: {field: K}\nfields: {T: {value: x}}\n---\na: 1\n", "more than one"},
+		{"bad attachments mode", "application: A\nattachments: all\nkey: {field: K}\nfields: {T: {value: x}}\n", `attachments: "all" is not one of zip, none, raw`},
+		{"bad format", "application: A\nkey: {field: K}\nfields: {T: {template: x, format: html}}\n", `fields.T.format: "html"`},
+		{"markup in plain", "application: A\nkey: {field: K}\nfields: {T: {template: x, format: plain, markup: true}}\n", "markup needs format: rich"},
+		{"format of an attachment", "application: A\nkey: {field: K}\nfields: {T: {attach: [original], machine: true}}\n", "not to attachments"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -131,6 +140,10 @@ fields:
   Tracking ID: {value: x}
   Email Attachments: {template: x}
   Sender IP: {value: "not an ip"}
+  Date Reported: {template: '{{.ReceivedAt.Format "2006-01-02"}}'}
+  Reference Links: {template: x, format: plain}
+  Date Received: {template: x, machine: true}
+  Reported Subject: {template: "{{frobnicate .Suspect.Subject}}"}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +157,11 @@ fields:
 		`"Titel" is not a field`, `did you mean "Title"`,
 		`"Phish"`, "available: Email Threats/Phishing",
 		`"Severe"`,
-		"fields.Source.template",
+		"fields.Source.template:1: unclosed action",
+		`fields.Date Reported.template:1:14: .ReceivedAt.Format: a time has no fields; templates call no methods: use {{date "2006-01-02" .ReceivedAt}}`,
+		`fields.Reference Links: format and markup apply to text fields, and "Reference Links" is of type external links`,
+		`fields.Date Received: machine applies to text and external-links fields, and "Date Received" is of type date`,
+		`fields.Reported Subject.template:1:3: function "frobnicate" is not defined; functions: and, date, defang,`,
 		`"Attachment Count" is a numeric field; give a number`,
 		`"Tracking ID" is a system field`,
 		`"Email Attachments" is an attachment field; fill it with attach`,
@@ -183,7 +200,7 @@ func report() *email.Report {
 			URLs:    []email.URL{{URL: "https://contoso-support.example/login", Text: "https://contoso.com", Mismatch: true}},
 			Domains: []string{"contoso-support.example"},
 		},
-		Attachments: []email.Attachment{{Name: "../../invoice.zip", Size: 3, SHA256: "abc", Data: []byte("zip")}},
+		Attachments: []email.Attachment{{Name: "../../invoice.zip", Size: 3, SHA256: "abc", Kind: "archive", Data: []byte("zip")}},
 		Auth:        email.Auth{SPF: "fail", DMARC: "fail", SCL: 5, BCL: -1, PCL: -1},
 		Indicators:  email.Indicators{Lookalike: "contoso-support.example", LookalikeOf: "contoso.com"},
 	}
@@ -200,6 +217,9 @@ func TestRenderTheExample(t *testing.T) {
 	c, err := exampleMapping(t).Compile(context.Background(), archerClient(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(c.Warnings()) != 0 {
+		t.Errorf("warnings %q", c.Warnings())
 	}
 	inc, err := c.Render(report(), []byte("the report mime"), time.Now())
 	if err != nil {
@@ -218,16 +238,22 @@ func TestRenderTheExample(t *testing.T) {
 		`"Tag":"Reported Email Key","Value":"phish@contoso.com/AAMkAGI2TG93AAA="`,
 		`"ValuesListIds":[201701]`, // Malware: the suspect has an attachment
 		`"ValuesListIds":[401003]`, // High: lookalike
-		`hxxps://contoso-support[.]example/login (link text differs)`,
-		`SPF=fail DKIM=none DMARC=fail`,
+		`hxxps://contoso-support[.]example/login (link text differs: hxxps://contoso[.]com)`,
+		`SPF=fail DKIM=unknown DMARC=fail compauth=unknown`,
+		`"Tag":"Sender","Value":"\"IT Helpdesk\" \u003cit@contoso-support[.]example\u003e"`,
+		`Reported by \u0026#34;Adele Vance\u0026#34; \u0026lt;adelev@contoso.com\u0026gt; on 2026-11-28 08:00 UTC. Reporter\u0026#39;s verdict: phishing.`,
+		`- ../../invoice.zip: 3 bytes, archive, SHA-256 abc`,
 		`"Tag":"Date Reported","Value":"2026-11-28T08:00:00"`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("record lacks %s:\n%s", want, body)
 		}
 	}
-	if len(inc.Files) != 2 || inc.Files[0].Name != "Your mailbox is full.eml" || inc.Files[1].Name != "invoice.zip" {
+	if len(inc.Files) != 2 || inc.Files[0].Name != "Your mailbox is full.eml" || inc.Files[1].Name != "attachments-phish@contoso.com_AAMkAGI2TG93AAA_.zip" {
 		t.Fatalf("files %+v", inc.Files)
+	}
+	if got := readFile(t, inc.Files[0]); string(got) != string(report().Suspect.Raw) {
+		t.Errorf("original %q", got)
 	}
 	if err := inc.AttachFiles([]int64{901, 902}); err != nil {
 		t.Fatal(err)

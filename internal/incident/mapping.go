@@ -32,6 +32,24 @@ const (
 	AttachAttachments = "attachments"
 )
 
+// Attachment modes: how the files attached to the suspect email reach the
+// record (the mapping's top-level attachments key).
+const (
+	// AttachmentsZip uploads them in one ZIP archive encrypted with
+	// ArchivePassword, so that no analyst opens one by accident. The
+	// default.
+	AttachmentsZip = "zip"
+	// AttachmentsNone uploads none; the record still lists them.
+	AttachmentsNone = "none"
+	// AttachmentsRaw uploads each as it is, under its own (sanitized)
+	// name; one click in Archer opens it.
+	AttachmentsRaw = "raw"
+)
+
+// ArchivePassword is the password of the attachments archive: the
+// convention for sharing malware samples.
+const ArchivePassword = "infected"
+
 // Mapping is the parsed mapping file.
 type Mapping struct {
 	// Application is the Archer application's name.
@@ -39,6 +57,9 @@ type Mapping struct {
 	// Level is the level's name; needed only when the application has
 	// several levels.
 	Level string `yaml:"level,omitempty"`
+	// Attachments is how the suspect email's attachments are uploaded:
+	// AttachmentsZip (the default), AttachmentsNone or AttachmentsRaw.
+	Attachments string `yaml:"attachments,omitempty"`
 	// Key names the idempotency key field and how its value is made.
 	Key Key `yaml:"key"`
 	// Fields maps Archer field names to how each is filled.
@@ -53,12 +74,23 @@ type Key struct {
 }
 
 // Field says how one Archer field is filled: exactly one of Value (a
-// literal: text, number, or values-list names), Template (a Go text/template
-// over the report) or Attach (attachment sources).
+// literal: text, number, or values-list names), Template (a template in Go
+// template syntax over the report, see package tmpl) or Attach (attachment
+// sources). Format, Markup and Machine say how text reaches a text field
+// (docs/mapping.md, "Escaping").
 type Field struct {
 	Value    any      `yaml:"value,omitempty"`
 	Template string   `yaml:"template,omitempty"`
 	Attach   []string `yaml:"attach,omitempty"`
+	// Format is the text field's display control: FormatRich (the
+	// default) or FormatPlain.
+	Format string `yaml:"format,omitempty"`
+	// Markup trusts the template's own text as HTML in a rich text field;
+	// the values it prints are still escaped.
+	Markup bool `yaml:"markup,omitempty"`
+	// Machine keeps the URLs in values live, for a field read by programs
+	// (a SOAR playbook) rather than people.
+	Machine bool `yaml:"machine,omitempty"`
 }
 
 // Load reads and parses a mapping file.
@@ -91,6 +123,13 @@ func Parse(data []byte) (*Mapping, error) {
 		m.Key.Template = DefaultKeyTemplate
 	}
 	var problems Problems
+	switch m.Attachments {
+	case "":
+		m.Attachments = AttachmentsZip
+	case AttachmentsZip, AttachmentsNone, AttachmentsRaw:
+	default:
+		problems = append(problems, fmt.Sprintf("attachments: %q is not one of zip, none, raw", m.Attachments))
+	}
 	if strings.TrimSpace(m.Application) == "" {
 		problems = append(problems, "application: the Archer application's name is required")
 	}
@@ -121,6 +160,17 @@ func Parse(data []byte) (*Mapping, error) {
 			default:
 				problems = append(problems, fmt.Sprintf("fields.%s.attach: %q is not one of original, report, attachments", name, a))
 			}
+		}
+		switch f.Format {
+		case "", FormatRich, FormatPlain:
+		default:
+			problems = append(problems, fmt.Sprintf("fields.%s.format: %q is not one of rich, plain", name, f.Format))
+		}
+		if f.Markup && f.Format == FormatPlain {
+			problems = append(problems, fmt.Sprintf("fields.%s: markup needs format: rich; a plain field shows HTML as text", name))
+		}
+		if len(f.Attach) > 0 && (f.Format != "" || f.Markup || f.Machine) {
+			problems = append(problems, fmt.Sprintf("fields.%s: format, markup and machine apply to text, not to attachments", name))
 		}
 		if name == m.Key.Field {
 			problems = append(problems, fmt.Sprintf("fields.%s: the key field is filled from key.template; remove it from fields", name))

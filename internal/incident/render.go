@@ -3,10 +3,10 @@ package incident
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"path"
 	"strconv"
 	"strings"
-	"text/template"
 	"time"
 	"unicode"
 
@@ -21,11 +21,15 @@ type Data struct {
 	Now time.Time
 }
 
-// File is an attachment to upload before the record is created.
+// File is an attachment to upload before the record is created. Open
+// returns its content, which the caller reads and must close; each call
+// gives the content from its start, so a failed upload can be retried.
+// The attachments archive is produced while it is read and is never held
+// whole in memory.
 type File struct {
 	Field archer.Field
 	Name  string
-	Data  []byte
+	Open  func() (io.ReadCloser, error)
 }
 
 // Incident is a rendered record: the key, the record without its attachment
@@ -45,7 +49,7 @@ func (c *Compiled) Render(rep *email.Report, reportMIME []byte, now time.Time) (
 		return nil, fmt.Errorf("render: the report has no message to describe")
 	}
 	data := Data{Report: rep, Now: now.UTC()}
-	key, err := execute(c.key, data)
+	key, err := c.key.ExecuteString(data)
 	if err != nil {
 		return nil, fmt.Errorf("render key: %w", err)
 	}
@@ -57,10 +61,10 @@ func (c *Compiled) Render(rep *email.Report, reportMIME []byte, now time.Time) (
 	inc.Record.Text(c.KeyField, key)
 	for _, cf := range c.fields {
 		if len(cf.attach) > 0 {
-			inc.Files = append(inc.Files, files(cf, rep, reportMIME)...)
+			inc.Files = append(inc.Files, c.files(cf, rep, reportMIME, key, data.Now)...)
 			continue
 		}
-		out := cf.text
+		var pieces []piece
 		switch {
 		case cf.literal && cf.field.Type == archer.FieldNumeric:
 			inc.Record.Numeric(cf.field, cf.number)
@@ -69,12 +73,15 @@ func (c *Compiled) Render(rep *email.Report, reportMIME []byte, now time.Time) (
 			inc.Record.ValuesList(cf.field, cf.ids, "")
 			continue
 		case cf.tmpl != nil:
-			out, err = execute(cf.tmpl, data)
-			if err != nil {
+			var w pieceWriter
+			if err := cf.tmpl.Execute(&w, data); err != nil {
 				return nil, fmt.Errorf("render field %q: %w", cf.field.Name, err)
 			}
+			pieces = w.pieces
+		default:
+			pieces = []piece{{s: cf.text}}
 		}
-		if err := cf.set(inc.Record, out); err != nil {
+		if err := cf.fill(inc.Record, pieces); err != nil {
 			return nil, fmt.Errorf("render field %q: %w", cf.field.Name, err)
 		}
 	}
@@ -82,6 +89,20 @@ func (c *Compiled) Render(rep *email.Report, reportMIME []byte, now time.Time) (
 		return nil, fmt.Errorf("render: %w", err)
 	}
 	return inc, nil
+}
+
+// pieceWriter keeps a template's output as pieces, the template's own text
+// apart from the values it prints.
+type pieceWriter struct{ pieces []piece }
+
+func (w *pieceWriter) WriteText(s string) error {
+	w.pieces = append(w.pieces, piece{s: s})
+	return nil
+}
+
+func (w *pieceWriter) WriteValue(s string) error {
+	w.pieces = append(w.pieces, piece{s: s, value: true})
+	return nil
 }
 
 // AttachFiles puts uploaded attachment ids into their fields, in the order
@@ -106,25 +127,29 @@ func (inc *Incident) AttachFiles(ids []int64) error {
 	return inc.Record.Err()
 }
 
-func execute(t *template.Template, data any) (string, error) {
-	var b bytes.Buffer
-	if err := t.Execute(&b, data); err != nil {
-		return "", err
-	}
-	return b.String(), nil
-}
-
-// set converts text (a template's output or a literal) into the field's
-// type. Empty text leaves the field out of the record.
-func (cf compiledField) set(r *archer.Record, text string) error {
+// fill converts a template's output (or a literal) into the field's type:
+// text through escapeText, other types read from the plain text. Empty
+// output leaves the field out of the record.
+func (cf compiledField) fill(r *archer.Record, pieces []piece) error {
 	f := cf.field
-	trimmed := strings.TrimSpace(text)
+	switch f.Type {
+	case archer.FieldText:
+		if text := escapeText(pieces, cf.mode); text != "" {
+			r.Text(f, text)
+		}
+		return nil
+	case archer.FieldExternalLinks:
+		return setLinks(r, f, escapeText(pieces, cf.mode))
+	}
+	var b strings.Builder
+	for _, p := range pieces {
+		b.WriteString(p.s)
+	}
+	trimmed := strings.TrimSpace(b.String())
 	if trimmed == "" {
 		return nil
 	}
 	switch f.Type {
-	case archer.FieldText:
-		r.Text(f, text)
 	case archer.FieldNumeric:
 		v, err := parseNumber(trimmed)
 		if err != nil {
@@ -147,16 +172,6 @@ func (cf compiledField) set(r *archer.Record, text string) error {
 			ids = append(ids, id)
 		}
 		r.ValuesList(f, ids, "")
-	case archer.FieldExternalLinks:
-		var links []archer.Link
-		for _, l := range lines(trimmed) {
-			name, u, ok := strings.Cut(l, " | ")
-			if !ok {
-				name, u = l, l
-			}
-			links = append(links, archer.Link{Name: strings.TrimSpace(name), URL: strings.TrimSpace(u)})
-		}
-		r.ExternalLinks(f, links)
 	case archer.FieldCrossReference:
 		var ids []int64
 		for _, s := range strings.FieldsFunc(trimmed, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
@@ -175,6 +190,22 @@ func (cf compiledField) set(r *archer.Record, text string) error {
 	return nil
 }
 
+// setLinks reads external links, one "Name | URL" or URL per line.
+func setLinks(r *archer.Record, f archer.Field, text string) error {
+	var links []archer.Link
+	for _, l := range lines(text) {
+		name, u, ok := strings.Cut(l, " | ")
+		if !ok {
+			name, u = l, l
+		}
+		links = append(links, archer.Link{Name: strings.TrimSpace(name), URL: strings.TrimSpace(u)})
+	}
+	if len(links) > 0 {
+		r.ExternalLinks(f, links)
+	}
+	return nil
+}
+
 func lines(s string) []string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
@@ -185,29 +216,56 @@ func lines(s string) []string {
 	return out
 }
 
-func files(cf compiledField, rep *email.Report, reportMIME []byte) []File {
+// files lists the files of an attachment field. key names the archive of
+// the suspect's attachments; now dates its entries.
+func (c *Compiled) files(cf compiledField, rep *email.Report, reportMIME []byte, key string, now time.Time) []File {
 	var out []File
 	for _, src := range cf.attach {
 		switch src {
 		case AttachOriginal:
 			s := rep.Suspect
 			if len(s.Raw) > 0 && s.Source != "self" {
-				out = append(out, File{Field: cf.field, Name: fileName(s.RawName, "original.eml"), Data: s.Raw})
+				out = append(out, File{Field: cf.field, Name: fileName(s.RawName, "original.eml"), Open: openBytes(s.Raw)})
 			} else {
-				out = append(out, File{Field: cf.field, Name: "reported-email.eml", Data: reportMIME})
+				out = append(out, File{Field: cf.field, Name: "reported-email.eml", Open: openBytes(reportMIME)})
 			}
 		case AttachReport:
-			out = append(out, File{Field: cf.field, Name: "report.eml", Data: reportMIME})
+			out = append(out, File{Field: cf.field, Name: "report.eml", Open: openBytes(reportMIME)})
 		case AttachAttachments:
-			for _, a := range rep.Suspect.Attachments {
-				if len(a.Data) == 0 {
-					continue
-				}
-				out = append(out, File{Field: cf.field, Name: fileName(a.Name, "attachment.bin"), Data: a.Data})
-			}
+			out = append(out, c.attachmentFiles(cf.field, rep.Suspect.Attachments, key, now)...)
 		}
 	}
 	return out
+}
+
+// attachmentFiles uploads the suspect's attachments as the mapping's
+// attachment mode says. Attachments without content (an Outlook item
+// listed by name) are left out.
+func (c *Compiled) attachmentFiles(f archer.Field, atts []email.Attachment, key string, now time.Time) []File {
+	var with []email.Attachment
+	for _, a := range atts {
+		if len(a.Data) > 0 {
+			with = append(with, a)
+		}
+	}
+	if len(with) == 0 {
+		return nil
+	}
+	switch c.attachments {
+	case AttachmentsNone:
+		return nil
+	case AttachmentsRaw:
+		out := make([]File, 0, len(with))
+		for _, a := range with {
+			out = append(out, File{Field: f, Name: fileName(a.Name, "attachment.bin"), Open: openBytes(a.Data)})
+		}
+		return out
+	}
+	return []File{{Field: f, Name: ArchiveName(key), Open: openArchive(with, now)}}
+}
+
+func openBytes(b []byte) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }
 
 // fileName keeps the base name of an attacker-chosen file name, without
@@ -219,7 +277,7 @@ func fileName(name, fallback string) string {
 		}
 		return r
 	}, path.Base(strings.ReplaceAll(name, "\\", "/")))
-	name = strings.TrimSpace(name)
+	name = strings.TrimSpace(strings.ToValidUTF8(name, "_"))
 	if name == "" || name == "." || name == ".." || name == "_" {
 		return fallback
 	}
