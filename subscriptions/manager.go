@@ -83,6 +83,9 @@ type mailboxState struct {
 	// resyncErr the last failure to resync. Both are nil after a success.
 	subErr    error
 	resyncErr error
+	// recoveredAt is when the start-up reconcile found the state database
+	// lost or replaced; recoveredSince the bound of the recovery resync.
+	recoveredAt, recoveredSince time.Time
 }
 
 // New checks cfg, applies its defaults and returns a Manager that is not yet

@@ -223,6 +223,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 	now := m.clock.Now()
 	kept := map[string]Record{}
 	live := map[string]bool{}
+	lost := map[string]string{} // mailbox → the subscription whose secret the store lacks
 	var errs []error
 	for _, s := range listed {
 		rec, isHeld := held[s.ID]
@@ -243,6 +244,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			reason = "mailbox or folder no longer configured"
 		case !isHeld:
 			reason = "its clientState secret is not stored"
+			lost[mb] = s.ID
 		case s.NotificationURL != m.cfg.NotificationURL || s.LifecycleNotificationURL != m.cfg.LifecycleURL:
 			reason = "its notification or lifecycle URL changed"
 		case !hasCreated(s.ChangeType):
@@ -252,6 +254,16 @@ func (m *Manager) reconcile(ctx context.Context) error {
 		case kept[mb].ID != "":
 			reason = "the mailbox already has one"
 		default:
+			if !s.ExpiresAt.IsZero() && s.ExpiresAt.After(rec.ExpiresAt.Add(time.Minute)) && !rec.ExpiresAt.IsZero() {
+				// Graph knows a renewal the store does not: the database
+				// is older than it should be (restored from a backup, or
+				// its last commits lost). The delta link it holds is as
+				// old, so the next resync queues every message since;
+				// records that exist are found in Archer and adopted.
+				m.log.Warn().Str("mailbox", mb).Str("subscription_id", s.ID).
+					Time("stored_expiry", rec.ExpiresAt).Time("graph_expiry", s.ExpiresAt).
+					Msg("the state database is older than Graph's subscription (restored from a backup?); resyncing from its delta link, nothing is created twice")
+			}
 			if !s.ExpiresAt.IsZero() {
 				rec.ExpiresAt = s.ExpiresAt
 			}
@@ -277,6 +289,11 @@ func (m *Manager) reconcile(ctx context.Context) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	for mb, id := range lost {
+		if err := m.recoverLostState(ctx, mb, id, now); err != nil {
+			return err
+		}
 	}
 	m.mu.Lock()
 	for _, mb := range m.cfg.Mailboxes {
@@ -310,3 +327,42 @@ func hasCreated(changeType string) bool {
 	}
 	return false
 }
+
+// recoverLostState handles a configured mailbox whose subscription Graph
+// still holds but whose clientState secret the store lacks: the database is
+// new while this deployment ran before (deleted, lost, or replaced). The
+// subscription was replaced above; here the mailbox's first resync is
+// bounded by the full resync window instead of "now", so that every email
+// acknowledged before the loss and not yet processed is queued again.
+// Emails that already have an incident are found in Archer by their key and
+// adopted, not created twice. It is said loudly, once, and shown in the
+// readiness summary.
+func (m *Manager) recoverLostState(ctx context.Context, mb, subID string, now time.Time) error {
+	since := now.Add(-m.cfg.FullResyncWindow)
+	if !m.cfg.InitialSyncSince.IsZero() && m.cfg.InitialSyncSince.After(since) {
+		since = m.cfg.InitialSyncSince
+	}
+	link, err := m.store.DeltaLink(ctx, mb, m.cfg.Folder)
+	if err != nil {
+		return fmt.Errorf("recover %s: %w", mb, err)
+	}
+	if link == "" {
+		got, err := m.store.SetOnce(ctx, firstSeenKey(mb, m.cfg.Folder), since.UTC().Format(time.RFC3339Nano))
+		if err != nil {
+			return fmt.Errorf("recover %s: first-seen time: %w", mb, err)
+		}
+		if t, err := time.Parse(time.RFC3339Nano, got); err == nil {
+			since = t
+		}
+	}
+	m.update(mb, func(st *mailboxState) { st.recoveredAt, st.recoveredSince = now, since })
+	m.log.Error().Str("mailbox", mb).Str("subscription_id", subID).Time("resync_since", since).
+		Msg("the state database does not know this deployment's Graph subscription: it is new, deleted or replaced " +
+			"although this deployment ran before; the subscription is replaced and the mailbox resynced over " +
+			"M2A_FULL_RESYNC_WINDOW, so no acknowledged email is lost, and emails that already have an incident are adopted, not created twice")
+	return nil
+}
+
+// firstSeenKey is the setting that holds the time a mailbox's folder was
+// first seen, the lower bound of its first resync.
+func firstSeenKey(mb, folder string) string { return "subscriptions/first_seen/" + mb + "/" + folder }

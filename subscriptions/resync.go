@@ -54,7 +54,9 @@ func (m *Manager) resyncLocked(ctx context.Context, mb string) (int, error) {
 			Msg("resync failed; mail may wait for the next attempt")
 		return queued, err
 	}
+	first := false
 	m.update(mb, func(st *mailboxState) {
+		first = st.lastResync.IsZero()
 		st.resyncFailures = 0
 		st.lastResync = now
 		st.nextResync = now.Add(m.cfg.ResyncInterval)
@@ -62,7 +64,8 @@ func (m *Manager) resyncLocked(ctx context.Context, mb string) (int, error) {
 	})
 	m.metrics.resyncs.WithLabelValues(mb, outcomeOK).Inc()
 	ev := m.log.Debug()
-	if queued > 0 {
+	if queued > 0 || first {
+		// The first round after a start says what it caught up with.
 		ev = m.log.Info()
 	}
 	ev.Str("mailbox", mb).Int("found", found).Int("queued", queued).Msg("resync done")
@@ -149,8 +152,7 @@ func (m *Manager) initialSince(ctx context.Context, mb string) (time.Time, error
 	if !m.cfg.InitialSyncSince.IsZero() {
 		return m.cfg.InitialSyncSince, nil
 	}
-	key := "subscriptions/first_seen/" + mb + "/" + m.cfg.Folder
-	v, err := m.store.SetOnce(ctx, key, m.clock.Now().UTC().Format(time.RFC3339Nano))
+	v, err := m.store.SetOnce(ctx, firstSeenKey(mb, m.cfg.Folder), m.clock.Now().UTC().Format(time.RFC3339Nano))
 	if err != nil {
 		return time.Time{}, fmt.Errorf("resync %s: first-seen time: %w", mb, err)
 	}

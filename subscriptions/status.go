@@ -29,6 +29,10 @@ type State struct {
 	LastResync time.Time
 	// LastError is the last failure, "" after a success.
 	LastError string
+	// RecoveredAt is when this replica found the state database lost or
+	// replaced at start and resynced the folder since RecoveredSince; zero
+	// when it did not.
+	RecoveredAt, RecoveredSince time.Time
 }
 
 // Status returns the state of every configured mailbox, in configuration
@@ -47,6 +51,8 @@ func (m *Manager) Status() []State {
 			ExpiresAt:      st.sub.ExpiresAt,
 			Leader:         m.leader,
 			LastResync:     st.lastResync,
+			RecoveredAt:    st.recoveredAt,
+			RecoveredSince: st.recoveredSince,
 		}
 		if st.sub.ID != "" {
 			s.SecondsToExpiry = int64(st.sub.ExpiresAt.Sub(now) / time.Second)
@@ -104,6 +110,10 @@ func (m *Manager) Summary() string {
 		}
 		if s.LastError != "" {
 			p += " (" + s.LastError + ")"
+		}
+		if !s.RecoveredAt.IsZero() {
+			p += fmt.Sprintf(" [state database found lost or replaced at %s; resynced since %s]",
+				s.RecoveredAt.UTC().Format(time.RFC3339), s.RecoveredSince.UTC().Format(time.RFC3339))
 		}
 		parts = append(parts, p)
 	}

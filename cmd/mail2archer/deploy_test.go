@@ -105,24 +105,39 @@ func TestComposeFile(t *testing.T) {
 	if !ok {
 		t.Fatal("no caddy service")
 	}
-	if len(app.Ports) != 0 {
-		t.Errorf("mail2archer publishes ports %v; only the proxy may", app.Ports)
+	// The service publishes only its admin port, and only on the host's
+	// loopback; the public listener is reached through Caddy alone.
+	for _, p := range app.Ports {
+		if !strings.HasPrefix(p, "127.0.0.1:") {
+			t.Errorf("mail2archer publishes %q beyond the host's loopback", p)
+		}
+	}
+	if !slicesContain(app.Ports, "127.0.0.1:9090:9090") || app.Environment["M2A_ADMIN_LISTEN_ADDR"] != "0.0.0.0:9090" {
+		t.Errorf("the admin listener must be published on 127.0.0.1:9090 only: ports %v, M2A_ADMIN_LISTEN_ADDR %q",
+			app.Ports, app.Environment["M2A_ADMIN_LISTEN_ADDR"])
 	}
 	for name, s := range c.Services {
-		if name != "caddy" && len(s.Ports) > 0 {
+		if name != "caddy" && name != "mail2archer" && len(s.Ports) > 0 {
 			t.Errorf("service %s publishes ports", name)
 		}
 	}
 	if !slicesContain(proxy.Ports, "443:443") {
 		t.Errorf("caddy ports %v lack 443", proxy.Ports)
 	}
-	cmd, _ := proxy.Command.(string)
-	if !strings.Contains(cmd, "reverse-proxy") || !strings.Contains(cmd, "--to mail2archer:8080") ||
-		!strings.Contains(cmd, "${M2A_PUBLIC_HOST") {
-		t.Errorf("caddy command %q must reverse-proxy M2A_PUBLIC_HOST to mail2archer:8080", cmd)
+	if proxy.Command != nil {
+		t.Errorf("caddy command %v: it must run the shipped Caddyfile, not reverse-proxy everything", proxy.Command)
 	}
-	if app.Environment["M2A_LISTEN_ADDR"] != ":8080" {
-		t.Errorf("listen addr %q does not match the proxy target", app.Environment["M2A_LISTEN_ADDR"])
+	if !slicesContain(proxy.Volumes, "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro") ||
+		!slicesContain(proxy.Volumes, "./deploy/webhooks.caddy:/etc/caddy/webhooks.caddy:ro") {
+		t.Errorf("caddy volumes %v must mount deploy/Caddyfile and deploy/webhooks.caddy", proxy.Volumes)
+	}
+	if proxy.Environment["M2A_UPSTREAM"] != "mail2archer"+app.Environment["M2A_LISTEN_ADDR"] ||
+		!strings.Contains(proxy.Environment["M2A_PUBLIC_HOST"], "${M2A_PUBLIC_HOST") {
+		t.Errorf("caddy environment %v does not match the service's public listener %q", proxy.Environment, app.Environment["M2A_LISTEN_ADDR"])
+	}
+	caddyfile, err := os.ReadFile("../../deploy/Caddyfile")
+	if err != nil || !strings.Contains(string(caddyfile), "{$M2A_PUBLIC_HOST}") || !strings.Contains(string(caddyfile), "import webhooks.caddy") {
+		t.Errorf("deploy/Caddyfile must serve {$M2A_PUBLIC_HOST} with import webhooks.caddy: %v", err)
 	}
 	if !strings.HasPrefix(app.Environment["M2A_PUBLIC_URL"], "https://${M2A_PUBLIC_HOST") {
 		t.Errorf("public URL %q must be https on the proxy's host", app.Environment["M2A_PUBLIC_URL"])

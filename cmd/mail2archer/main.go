@@ -110,13 +110,7 @@ func serve(stderr io.Writer) int {
 	defer stop()
 	log.Info().Str("version", buildVersion()).Str("listen_addr", cfg.ListenAddr).
 		Str("tenant_id", cfg.TenantID).Stringer("database_url", cfg.DatabaseURL).Msg("starting")
-	opts := app.Options{}
-	// A hook for the crash test only: kill the process right after Archer
-	// created a record and before its id is stored, the worst moment.
-	if os.Getenv("M2A_TESTHOOK_KILL_AFTER_CREATE") == "1" {
-		opts.AfterCreate = func(int64) { _ = syscall.Kill(os.Getpid(), syscall.SIGKILL) }
-	}
-	a, err := app.New(ctx, cfg, log, opts)
+	a, err := app.New(ctx, cfg, log, app.Options{})
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return 1

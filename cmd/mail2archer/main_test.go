@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -64,14 +65,23 @@ type world struct {
 	archer *archersim.Server
 	env    []string
 	dir    string
-	addr   string
+	addr   string // the public listener
+	admin  string // the admin listener
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { t.Helper(); return newWorldWith(t, nil) }
+
+// newWorldWith is newWorld with the Graph simulator's options changed by
+// graphOpts first.
+func newWorldWith(t *testing.T, graphOpts func(*graphsim.Options)) *world {
 	t.Helper()
 	dir := t.TempDir()
-	g := graphsim.New(graphsim.Options{TenantID: testTenant, AppID: testClient, ClientSecret: "s3cret", AllowHTTP: true,
-		Logger: zerolog.Nop()})
+	gopts := graphsim.Options{TenantID: testTenant, AppID: testClient, ClientSecret: "s3cret", AllowHTTP: true,
+		Logger: zerolog.Nop()}
+	if graphOpts != nil {
+		graphOpts(&gopts)
+	}
+	g := graphsim.New(gopts)
 	g.AddMailbox(testMbox)
 	gs := httptest.NewTLSServer(g)
 	t.Cleanup(func() { g.Close(); gs.Close() })
@@ -93,8 +103,8 @@ func newWorld(t *testing.T) *world {
 	if err := os.WriteFile(mapping, api.MappingExample, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	return &world{graph: g, archer: a, dir: dir, addr: addr, env: []string{
+	addr, admin := freeAddr(t), freeAddr(t)
+	return &world{graph: g, archer: a, dir: dir, addr: addr, admin: admin, env: []string{
 		"PATH=" + os.Getenv("PATH"),
 		"SSL_CERT_FILE=" + certFile,
 		"M2A_TENANT_ID=" + testTenant,
@@ -106,7 +116,9 @@ func newWorld(t *testing.T) *world {
 		"M2A_PUBLIC_URL=http://" + addr,
 		"M2A_ALLOW_INSECURE_PUBLIC_URL=true",
 		"M2A_LISTEN_ADDR=" + addr,
+		"M2A_ADMIN_LISTEN_ADDR=" + admin,
 		"M2A_ARCHER_URL=" + as.URL + "/RSAArcher",
+		"M2A_ARCHER_ALLOW_HTTP=true",
 		"M2A_ARCHER_INSTANCE=Default",
 		"M2A_ARCHER_USERNAME=mail2archer",
 		"M2A_ARCHER_PASSWORD=mail2archer-sandbox",
@@ -131,6 +143,8 @@ type proc struct {
 	mu   sync.Mutex
 	logs bytes.Buffer
 	done chan error
+	// exited is closed when the process has exited.
+	exited chan struct{}
 }
 
 func (p *proc) Logs() string {
@@ -139,7 +153,8 @@ func (p *proc) Logs() string {
 	return p.logs.String()
 }
 
-// start runs the binary and waits until it reports ready on /readyz.
+// start runs the binary and waits until it reports ready on /readyz (the
+// admin listener).
 func (w *world) start(t *testing.T, extraEnv ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(buildBinary(t), "serve")
@@ -152,7 +167,7 @@ func (w *world) start(t *testing.T, extraEnv ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, done: make(chan error, 1), exited: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -161,17 +176,15 @@ func (w *world) start(t *testing.T, extraEnv ...string) *proc {
 			p.logs.WriteString(sc.Text() + "\n")
 			p.mu.Unlock()
 		}
-		p.done <- cmd.Wait()
+		err := cmd.Wait()
+		close(p.exited)
+		p.done <- err
 	}()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + w.addr + "/readyz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
+		if get(t, "http://"+w.admin+"/readyz", envValue(cmd.Env, "M2A_ADMIN_TOKEN")) == http.StatusOK {
+			return p
 		}
 		select {
 		case err := <-p.done:
@@ -294,7 +307,13 @@ func TestCrashBetweenCreateAndCommitMakesNoSecondIncident(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	w := newWorld(t)
-	p := w.start(t, "M2A_TESTHOOK_KILL_AFTER_CREATE=1")
+	p := w.start(t)
+	// Archer stores the record, then the service is killed before it reads
+	// the answer, let alone stores the id.
+	w.archer.OnCreate(func(int64) {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.exited
+	})
 	if _, err := w.graph.Deliver(testMbox, "Inbox", testEmail(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -306,6 +325,7 @@ func TestCrashBetweenCreateAndCommitMakesNoSecondIncident(t *testing.T) {
 	if got := len(w.incidents()); got != 1 {
 		t.Fatalf("%d incidents at the crash, want the 1 created", got)
 	}
+	w.archer.OnCreate(nil)
 	p2 := w.start(t)
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(p2.Logs(), `"adopted":true`) {
@@ -417,7 +437,7 @@ func TestSandboxNeverWipesAForeignDirectory(t *testing.T) {
 	if err := os.MkdirAll(sb, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"mail2archer.db", "mail2archer.db-wal", "mapping.yaml"} {
+	for _, f := range []string{"mail2archer.db", "mail2archer.db-wal", "mail2archer.db.lock", "mapping.yaml"} {
 		_ = os.WriteFile(filepath.Join(sb, f), nil, 0o600)
 	}
 	if err := wipeSandboxDir(sb); err != nil {
@@ -426,4 +446,150 @@ func TestSandboxNeverWipesAForeignDirectory(t *testing.T) {
 	if err := wipeSandboxDir(filepath.Join(t.TempDir(), "missing")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// get answers the status of a GET, with an optional bearer token; 0 when
+// nothing answers.
+func get(t *testing.T, url, token string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// runFails runs serve with env and expects it to refuse to start, saying
+// each of want.
+func (w *world) runFails(t *testing.T, env []string, want ...string) {
+	t.Helper()
+	cmd := exec.Command(buildBinary(t), "serve")
+	cmd.Dir = w.dir
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("serve started (err %v):\n%s", err, out)
+	}
+	for _, s := range want {
+		if !strings.Contains(string(out), s) {
+			t.Errorf("the refusal does not say %q:\n%s", s, out)
+		}
+	}
+}
+
+// with returns env with the given KEY=VALUE entries replacing or adding.
+func with(env []string, kv ...string) []string {
+	out := append([]string{}, env...)
+	for _, e := range kv {
+		k, _, _ := strings.Cut(e, "=")
+		replaced := false
+		for i, x := range out {
+			if strings.HasPrefix(x, k+"=") {
+				out[i], replaced = e, true
+			}
+		}
+		if !replaced {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestOnlyTheWebhooksAreOnThePublicListener(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	w := newWorld(t)
+	p := w.start(t)
+	for _, path := range []string{"/metrics", "/readyz", "/", "/debug/pprof/"} {
+		if code := get(t, "http://"+w.addr+path, ""); code != http.StatusNotFound {
+			t.Errorf("public %s: %d, want 404", path, code)
+		}
+	}
+	if code := get(t, "http://"+w.addr+"/healthz", ""); code != http.StatusOK {
+		t.Errorf("public /healthz: %d", code)
+	}
+	for _, path := range []string{"/metrics", "/readyz"} {
+		if code := get(t, "http://"+w.admin+path, ""); code != http.StatusOK {
+			t.Errorf("admin %s: %d, want 200", path, code)
+		}
+	}
+	p.stop(t)
+}
+
+func TestAnExposedAdminListenerRequiresItsToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	w := newWorld(t)
+	_, port, _ := net.SplitHostPort(w.admin)
+	exposed := with(w.env, "M2A_ADMIN_LISTEN_ADDR=0.0.0.0:"+port)
+	w.runFails(t, exposed, "M2A_ADMIN_TOKEN", "not loopback")
+
+	const token = "7d2c9f0e5b8a41c3a6e1f4d9b0c2e7a5"
+	w.env = with(exposed, "M2A_ADMIN_TOKEN="+token)
+	p := w.start(t)
+	for _, path := range []string{"/metrics", "/readyz"} {
+		if code := get(t, "http://"+w.admin+path, ""); code != http.StatusUnauthorized {
+			t.Errorf("admin %s without the token: %d, want 401", path, code)
+		}
+		if code := get(t, "http://"+w.admin+path, "wrong"); code != http.StatusUnauthorized {
+			t.Errorf("admin %s with a wrong token: %d, want 401", path, code)
+		}
+		if code := get(t, "http://"+w.admin+path, token); code != http.StatusOK {
+			t.Errorf("admin %s with the token: %d, want 200", path, code)
+		}
+	}
+	p.stop(t)
+}
+
+func TestASecondServiceOnTheSameDatabaseRefusesToStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	w := newWorld(t)
+	p := w.start(t)
+	second := with(w.env, "M2A_LISTEN_ADDR="+freeAddr(t), "M2A_ADMIN_LISTEN_ADDR="+freeAddr(t))
+	w.runFails(t, second, "in use by another mail2archer service", fmt.Sprintf("pid %d", p.cmd.Process.Pid), "PostgreSQL")
+	// The first keeps working.
+	if _, err := w.graph.Deliver(testMbox, "Inbox", testEmail(3)); err != nil {
+		t.Fatal(err)
+	}
+	w.waitIncidents(t, 1, 20*time.Second)
+	p.stop(t)
+}
+
+func TestConfigurationMistakesRefuseTheStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	w := newWorld(t)
+	w.runFails(t, with(w.env, "M2A_WRITEBACK_MOVETO=Processed"),
+		"M2A_WRITEBACK_MOVETO is not a setting of mail2archer; did you mean M2A_WRITEBACK_MOVE_TO?")
+	var noSwitch []string
+	for _, e := range w.env {
+		if !strings.HasPrefix(e, "M2A_ARCHER_ALLOW_HTTP=") {
+			noSwitch = append(noSwitch, e)
+		}
+	}
+	w.runFails(t, noSwitch, "M2A_ARCHER_URL", "M2A_ARCHER_ALLOW_HTTP")
+}
+
+// envValue returns the value of name in env, or "".
+func envValue(env []string, name string) string {
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }

@@ -29,7 +29,8 @@ func sandboxCmd(args []string, stdout, stderr io.Writer) int {
 	dir := fs.String("dir", "sandbox-data", "directory for the sandbox's state (wiped at start)")
 	mapping := fs.String("mapping", "", "mapping file to rehearse (default: api/mapping.example.yaml)")
 	fixture := fs.String("fixture", "", "Archer schema fixture, JSON (default: the simulator's Security Incidents)")
-	listen := fs.String("listen", "127.0.0.1:8080", "the service's address")
+	listen := fs.String("listen", "127.0.0.1:8080", "the service's public listener (the webhooks)")
+	admin := fs.String("admin", "127.0.0.1:9090", "the service's admin listener (/readyz, /metrics)")
 	graphAddr := fs.String("graph", "127.0.0.1:8443", "the Graph simulator's address (https)")
 	archerAddr := fs.String("archer", "127.0.0.1:8090", "the Archer simulator's address")
 	control := fs.String("control", "127.0.0.1:8025", "the sandbox's control address, used by `sandbox deliver`")
@@ -43,7 +44,7 @@ func sandboxCmd(args []string, stdout, stderr io.Writer) int {
 		level = zerolog.InfoLevel
 	}
 	log := newLogger(&config.Config{LogFormat: "console", LogLevel: "info"}, stderr).Level(level)
-	opts := sandbox.Options{Dir: *dir, MappingFile: *mapping, ListenAddr: *listen, GraphAddr: *graphAddr,
+	opts := sandbox.Options{Dir: *dir, MappingFile: *mapping, ListenAddr: *listen, AdminAddr: *admin, GraphAddr: *graphAddr,
 		ArcherAddr: *archerAddr, Logger: log}
 	if *fixture != "" {
 		f, err := archersim.LoadFixture(*fixture)
@@ -106,13 +107,14 @@ func sandboxCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	_, _ = fmt.Fprintf(stdout, `
 Where to look:
-  readiness     %[1]s/readyz
-  metrics       %[1]s/metrics
+  webhooks      %[1]s/webhooks/graph   (the public listener: nothing else is served there)
+  readiness     http://%[5]s/readyz   (the admin listener)
+  metrics       http://%[5]s/metrics
   incidents     %[2]s/sim/records   (JSON: %[2]s/sim/records.json)
   more email    mail2archer sandbox deliver FILE.eml...   (or POST it to http://%[3]s/deliver)
   jobs          M2A_DATABASE_URL=sqlite://%[4]s/mail2archer.db mail2archer jobs list
 Press Ctrl-C to stop.
-`, sb.ServiceURL(), sb.ArcherURL, *control, *dir)
+`, sb.ServiceURL(), sb.ArcherURL, *control, *dir, sb.App.AdminAddr())
 	known := len(sb.Archer.Records())
 	for {
 		select {
@@ -174,7 +176,7 @@ func wipeSandboxDir(dir string) error {
 	}
 	for _, e := range entries {
 		switch e.Name() {
-		case "mail2archer.db", "mail2archer.db-wal", "mail2archer.db-shm", "mapping.yaml":
+		case "mail2archer.db", "mail2archer.db-wal", "mail2archer.db-shm", "mail2archer.db.lock", "mapping.yaml":
 		default:
 			return fmt.Errorf("--dir %s holds %s, which is not a sandbox's; choose an empty or new directory", dir, e.Name())
 		}

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -81,6 +80,19 @@ func Check(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Opt
 		detail = fmt.Sprintf("%s / %s: every field resolved", c.App.Name, c.Level.Name)
 	}
 	add("mapping preflight", err, detail, "fix the mapping file (M2A_MAPPING_FILE)")
+	if err != nil {
+		return out
+	}
+	// Exactly once rests on finding a record by its key: prove it now.
+	_, err = ac.FindByField(ctx, c.App, c.Level, c.KeyField, preflightProbeKey)
+	fix := ""
+	if err != nil {
+		fix = archer.Decide(err).Fix
+		if fix == "" {
+			fix = "check that Archer's Content API ({base}/contentapi/) is reachable"
+		}
+	}
+	add("archer record lookup", err, fmt.Sprintf("records of %q are found by %q through the Content API", c.Level.Name, c.KeyField.Name), fix)
 	return out
 }
 
@@ -104,10 +116,9 @@ func archerFix(err error) string {
 	switch {
 	case err == nil:
 		return ""
-	case errors.Is(err, archer.ErrLogin):
-		return "check M2A_ARCHER_USERNAME, M2A_ARCHER_PASSWORD, M2A_ARCHER_USER_DOMAIN and M2A_ARCHER_INSTANCE"
-	case errors.Is(err, archer.ErrUnexpectedHTML):
-		return "check M2A_ARCHER_URL (with the virtual directory), M2A_ARCHER_API_PREFIX, and for SSO the user's manual bypass"
+	}
+	if d := archer.Decide(err); d.Fix != "" {
+		return d.Fix
 	}
 	return "check M2A_ARCHER_URL and that Archer is reachable"
 }

@@ -70,9 +70,28 @@ func RetryJob(ctx context.Context, st *store.Store, id int64, w io.Writer) error
 	if err != nil {
 		return err
 	}
-	j, err := q.JobRetry(ctx, id)
+	row, err := q.JobGet(ctx, id)
 	if errors.Is(err, river.ErrNotFound) {
 		return fmt.Errorf("job %d does not exist (see: mail2archer jobs list)", id)
+	}
+	if err != nil {
+		return fmt.Errorf("retry job %d: %w", id, err)
+	}
+	var a jobs.ProcessMessage
+	if row.Kind == a.Kind() && json.Unmarshal(row.EncodedArgs, &a) == nil {
+		if m, err := st.Message(ctx, a.Mailbox, a.MessageID); err == nil && m.RecordID != 0 && a.Replay == "" {
+			// Another job (a resync, a replay) has processed the email
+			// since: nothing is left to retry, and the ended job goes.
+			if _, err := q.JobDelete(ctx, id); err != nil {
+				return fmt.Errorf("delete job %d: %w", id, err)
+			}
+			_, _ = fmt.Fprintf(w, "job %d needs no retry: its email was processed since, as Archer record %d; the job is deleted\n", id, m.RecordID)
+			return nil
+		}
+	}
+	j, err := q.JobRetry(ctx, id)
+	if err != nil && strings.Contains(strings.ToLower(err.Error()), "unique") {
+		return fmt.Errorf("job %d cannot run again: another job for the same email exists (see: mail2archer jobs list); replay the email instead: mail2archer replay --mailbox %s --message %s", id, a.Mailbox, a.MessageID)
 	}
 	if err != nil {
 		return fmt.Errorf("retry job %d: %w", id, err)

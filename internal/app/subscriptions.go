@@ -34,10 +34,27 @@ func subscriptionsConfig(cfg *config.Config) subscriptions.Config {
 	}
 }
 
-type subsStore struct{ *store.Store }
+// subsStore stores the manager's subscriptions and tells changed (the
+// webhook's in-memory index) after each change.
+type subsStore struct {
+	*store.Store
+	changed func()
+}
 
 func (s subsStore) SaveSubscription(ctx context.Context, r subscriptions.Record) error {
-	return s.Store.SaveSubscription(ctx, store.Subscription(r))
+	err := s.Store.SaveSubscription(ctx, store.Subscription(r))
+	if s.changed != nil {
+		s.changed()
+	}
+	return err
+}
+
+func (s subsStore) DeleteSubscription(ctx context.Context, id string) error {
+	err := s.Store.DeleteSubscription(ctx, id)
+	if s.changed != nil {
+		s.changed()
+	}
+	return err
 }
 
 func (s subsStore) Subscriptions(ctx context.Context) ([]subscriptions.Record, error) {
@@ -171,7 +188,7 @@ func Subscriptions(ctx context.Context, cfg *config.Config, log zerolog.Logger, 
 	if err != nil {
 		return err
 	}
-	m, err := subscriptions.New(subscriptionsConfig(cfg), subsGraph{gc}, subsStore{st}, resyncQueue{q, st},
+	m, err := subscriptions.New(subscriptionsConfig(cfg), subsGraph{gc}, subsStore{Store: st}, resyncQueue{q, st},
 		subscriptions.Options{Logger: log})
 	if err != nil {
 		return err

@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/mail2archer/mail2archer/internal/outcome"
 )
 
 // maxResponse caps a JSON answer; attachment downloads have their own cap.
@@ -41,6 +43,12 @@ type Client struct {
 	token   string
 	pending *loginCall
 	closed  bool
+	// refused is the last login failure that needs an operator (a refused
+	// password, a sign-on page, an untrusted certificate); until
+	// refusedUntil, logins fail with it at once instead of asking Archer,
+	// so the service can never lock the account.
+	refused      error
+	refusedUntil time.Time
 
 	metaMu sync.Mutex
 	apps   map[string]*Application
@@ -122,6 +130,12 @@ func (c *Client) Close(ctx context.Context) error {
 	return decodeWrapper("logout", data, &w, nil)
 }
 
+// sessionCookieNames are the names under which Archer's Content API
+// documentation passes the session token as a cookie: the parameter table
+// of "Content Save" (2024.11) calls it __ArcherSessionCookie__, its sample
+// request ArcherSessionCookie.
+var sessionCookieNames = []string{"__ArcherSessionCookie__", "ArcherSessionCookie"}
+
 func setHeaders(req *http.Request, token string, hasBody bool) {
 	req.Header.Set("Accept", "application/json,text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")
 	if hasBody {
@@ -162,6 +176,11 @@ func (c *Client) renew(ctx context.Context, stale string) (string, error) {
 		c.mu.Unlock()
 		return t, nil
 	}
+	if c.refused != nil && c.now().Before(c.refusedUntil) {
+		err := c.refused
+		c.mu.Unlock()
+		return "", err
+	}
 	if p := c.pending; p != nil {
 		c.mu.Unlock()
 		select {
@@ -184,10 +203,22 @@ func (c *Client) renew(ctx context.Context, stale string) (string, error) {
 	if err == nil && !c.closed {
 		c.token = token
 	}
+	firstRefusal := false
+	switch {
+	case err == nil:
+		c.refused = nil
+	case Decide(err).Action == outcome.WaitOperator:
+		firstRefusal = c.refused == nil
+		c.refused, c.refusedUntil = err, c.now().Add(c.loginBackoff())
+	}
 	c.pending = nil
 	p.token, p.err = token, err
 	close(p.done)
 	c.mu.Unlock()
+	if firstRefusal {
+		c.log.Error().Err(err).Dur("next_login_in", c.loginBackoff()).
+			Msg("archer login refused; no further login before the backoff ends, so the account cannot be locked")
+	}
 	if err != nil {
 		return "", err
 	}
@@ -197,6 +228,20 @@ func (c *Client) renew(ctx context.Context, stale string) (string, error) {
 		c.log.Info().Str("user", c.cfg.Username).Str("instance", c.cfg.Instance).Msg("archer login")
 	}
 	return token, nil
+}
+
+func (c *Client) loginBackoff() time.Duration {
+	if c.cfg.LoginBackoff > 0 {
+		return c.cfg.LoginBackoff
+	}
+	return DefaultLoginBackoff
+}
+
+func (c *Client) now() time.Time {
+	if c.cfg.Now != nil {
+		return c.cfg.Now()
+	}
+	return time.Now()
 }
 
 func (c *Client) loginTimeout() time.Duration {
@@ -260,6 +305,10 @@ type apiCall struct {
 	body     []byte
 	override bool
 	limit    int64
+	// cookie also sends the session as a cookie: Archer's Content API
+	// documentation shows the session in the Authorization header (6.x) and
+	// in a session cookie (2024.11), so Content API calls carry both.
+	cookie bool
 }
 
 // do sends the call with the session header and returns the body of a 2xx
@@ -305,6 +354,11 @@ func (c *Client) send(ctx context.Context, call apiCall, token string) ([]byte, 
 	setHeaders(req, token, call.body != nil || call.override)
 	if call.override {
 		req.Header.Set("X-Http-Method-Override", call.method)
+	}
+	if call.cookie && token != "" {
+		for _, name := range sessionCookieNames {
+			req.AddCookie(&http.Cookie{Name: name, Value: token})
+		}
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -373,7 +427,7 @@ func looksLikeHTML(contentType string, data []byte) bool {
 
 func isJSONWrapper(data []byte) bool {
 	var w struct {
-		IsSuccessful *bool `json:"IsSuccessful"`
+		IsSuccessful *flexBool `json:"IsSuccessful"`
 	}
 	return json.Unmarshal(data, &w) == nil && w.IsSuccessful != nil
 }
@@ -410,7 +464,7 @@ func retryAfter(h string) time.Duration {
 // wrapper is Archer's response envelope.
 type wrapper struct {
 	RequestedObject    json.RawMessage     `json:"RequestedObject"`
-	IsSuccessful       *bool               `json:"IsSuccessful"`
+	IsSuccessful       *flexBool           `json:"IsSuccessful"`
 	ValidationMessages []validationMessage `json:"ValidationMessages"`
 }
 
@@ -418,6 +472,24 @@ type validationMessage struct {
 	MessageKey       string  `json:"MessageKey"`
 	Description      string  `json:"Description"`
 	ResourcedMessage *string `json:"ResourcedMessage"`
+}
+
+// flexBool is IsSuccessful as Archer releases write it: a JSON boolean, or
+// the string "true"/"false" in any case.
+type flexBool bool
+
+// UnmarshalJSON accepts true, false, "true" and "false".
+func (b *flexBool) UnmarshalJSON(data []byte) error {
+	s := strings.ToLower(strings.Trim(strings.TrimSpace(string(data)), `"`))
+	switch s {
+	case "true":
+		*b = true
+	case "false":
+		*b = false
+	default:
+		return fmt.Errorf("IsSuccessful is %s, not a boolean", snippet(data))
+	}
+	return nil
 }
 
 // decodeWrapper decodes one wrapper into out; IsSuccessful:false becomes a
@@ -433,7 +505,7 @@ func decodeWrapper(op string, data []byte, out any, w *wrapper) error {
 	if w.IsSuccessful == nil {
 		return fmt.Errorf("archer %s: the answer is not an Archer response (no IsSuccessful): %q", op, snippet(data))
 	}
-	if !*w.IsSuccessful {
+	if !bool(*w.IsSuccessful) {
 		return validationError(op, w.ValidationMessages)
 	}
 	if out == nil || len(w.RequestedObject) == 0 || string(w.RequestedObject) == "null" {
@@ -467,7 +539,7 @@ func decodeList[T any](op string, data []byte) ([]T, error) {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		// Some failures come back as a single wrapper instead of an array.
 		var w wrapper
-		if json.Unmarshal(data, &w) == nil && w.IsSuccessful != nil && !*w.IsSuccessful {
+		if json.Unmarshal(data, &w) == nil && w.IsSuccessful != nil && !bool(*w.IsSuccessful) {
 			return nil, validationError(op, w.ValidationMessages)
 		}
 		return nil, fmt.Errorf("archer %s: decode list: %w (body starts %q)", op, err, snippet(data))

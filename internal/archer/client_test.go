@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mail2archer/mail2archer/internal/archer"
+	"github.com/mail2archer/mail2archer/internal/outcome"
 	"github.com/mail2archer/mail2archer/internal/sim/archersim"
 )
 
@@ -358,7 +359,7 @@ func TestAMissingRequiredFieldGivesArchersMessage(t *testing.T) {
 		t.Fatalf("err = %v, want a ValidationError", err)
 	}
 	want := []string{"The Incident Description field is a required field.", "The Incident Category field is a required field.", "The Reported Email Key field is a required field."}
-	if !slices.Equal(ve.Messages, want) || ve.Op != "create record in level 232" || archer.IsTransient(err) {
+	if !slices.Equal(ve.Messages, want) || ve.Op != "create record in level 232" || archer.Decide(err).Action != outcome.End {
 		t.Fatalf("validation error = %+v", ve)
 	}
 }
@@ -370,7 +371,7 @@ func TestHTMLAnswersNameTheLikelyCause(t *testing.T) {
 	sso.sim.HTMLRedirect(true)
 	_, err := sso.client.Application(ctx, "Security Incidents")
 	var he *archer.HTMLError
-	if !errors.As(err, &he) || !errors.Is(err, archer.ErrUnexpectedHTML) || !strings.Contains(err.Error(), "Allow manual bypass") || archer.IsTransient(err) {
+	if !errors.As(err, &he) || !errors.Is(err, archer.ErrUnexpectedHTML) || !strings.Contains(err.Error(), "Allow manual bypass") || archer.Decide(err).Action != outcome.WaitOperator {
 		t.Fatalf("SSO page: %v", err)
 	}
 
@@ -567,7 +568,7 @@ func TestUploadAfterSessionExpiry(t *testing.T) {
 	}
 	b.sim.ExpireSessions()
 	_, err = b.client.UploadAttachment(ctx, "c.txt", io.MultiReader(strings.NewReader("once only")))
-	if !errors.Is(err, archer.ErrSession) || !archer.IsTransient(err) {
+	if !errors.Is(err, archer.ErrSession) || archer.Decide(err).Action != outcome.Retry {
 		t.Fatalf("non-rewindable upload after expiry: %v", err)
 	}
 	if _, err := b.client.UploadAttachment(ctx, "c.txt", io.MultiReader(strings.NewReader("once only"))); err != nil {
@@ -681,7 +682,7 @@ func TestAFailedLoginReturnsTheServersMessage(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{modify: func(c *archer.Config) { c.Password = "wrong-password" }})
 	_, err := b.client.Application(context.Background(), "Security Incidents")
-	if !errors.Is(err, archer.ErrLogin) || !strings.Contains(err.Error(), "ValidationMessageTemplates:LoginNotValid") || archer.IsTransient(err) {
+	if !errors.Is(err, archer.ErrLogin) || !strings.Contains(err.Error(), "ValidationMessageTemplates:LoginNotValid") || archer.Decide(err).Action != outcome.WaitOperator {
 		t.Fatalf("err = %v", err)
 	}
 	if strings.Contains(err.Error(), "wrong-password") || strings.Contains(b.logs.String(), "wrong-password") {
@@ -698,7 +699,7 @@ func TestServerErrorsAreTransientAndRetried401IsRepeatedOnce(t *testing.T) {
 	b.sim.FailNext(1, 503)
 	_, err := b.client.CreateRecord(ctx, first)
 	var se *archer.StatusError
-	if !errors.As(err, &se) || se.StatusCode != 503 || !archer.IsTransient(err) {
+	if !errors.As(err, &se) || se.StatusCode != 503 || archer.Decide(err).Action != outcome.Retry {
 		t.Fatalf("503: %v", err)
 	}
 	b.sim.UnauthorizedAt(1)
@@ -718,7 +719,7 @@ func TestTimeoutsAreTransient(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err := b.client.GetRecord(ctx, 205522)
-	if err == nil || !archer.IsTransient(err) {
+	if err == nil || archer.Decide(err).Action != outcome.Retry {
 		t.Fatalf("timeout: %v", err)
 	}
 }

@@ -15,6 +15,10 @@ import (
 // DefaultTimeout bounds one HTTP exchange when Config.Timeout is zero.
 const DefaultTimeout = 2 * time.Minute
 
+// DefaultLoginBackoff is the least time between two logins after Archer
+// refused one, when Config.LoginBackoff is zero.
+const DefaultLoginBackoff = time.Minute
+
 // Config holds what the client needs to reach Archer. Password is a secret:
 // it is sent only in the login body and never logged.
 type Config struct {
@@ -43,6 +47,13 @@ type Config struct {
 	// HTTPClient, when set, is used as is (its transport, TLS settings,
 	// timeout and redirect policy).
 	HTTPClient *http.Client
+	// LoginBackoff is the least time between two login attempts after a
+	// login that needs an operator (refused credentials, a sign-on page,
+	// an untrusted certificate); zero means DefaultLoginBackoff. Calls in
+	// between fail at once with the refusal.
+	LoginBackoff time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 	// WrapTransport, when set, wraps the transport of the client in use
 	// (for metrics); CAFile, Timeout and the redirect policy are kept.
 	WrapTransport func(http.RoundTripper) http.RoundTripper

@@ -287,13 +287,13 @@ const maxFindPages = 50
 // levels share an alias) is tried.
 func (c *Client) FindByField(ctx context.Context, app *Application, level *Level, f Field, value string) ([]int64, error) {
 	if level == nil || level.Alias == "" {
-		return nil, errors.New("find by field: the level has no alias")
+		return nil, fmt.Errorf("find by field %q: %w: the level has no alias, and the Content API addresses levels by alias", f.Name, ErrNoContentAPI)
 	}
 	if f.Type != FieldText {
 		return nil, fmt.Errorf("find by field %q: only text fields can be looked up, this is a %s field", f.Name, f.Type)
 	}
 	if f.Alias == "" {
-		return nil, fmt.Errorf("find by field %q: the field has no alias", f.Name)
+		return nil, fmt.Errorf("find by field %q: %w: the field has no alias, and the Content API names fields by alias", f.Name, ErrNoContentAPI)
 	}
 	endpoints := []string{level.Alias}
 	if app != nil && app.Alias != "" {
@@ -304,13 +304,16 @@ func (c *Client) FindByField(ctx context.Context, app *Application, level *Level
 		ids, err := c.findIn(ctx, ep, f, value)
 		var se *StatusError
 		var he *HTMLError
-		if err != nil && (errors.As(err, &se) && se.StatusCode == http.StatusNotFound || errors.As(err, &he) && he.StatusCode == http.StatusNotFound) {
+		switch {
+		case err != nil && (errors.As(err, &se) && se.StatusCode == http.StatusNotFound || errors.As(err, &he) && he.StatusCode == http.StatusNotFound):
 			lastErr = err
 			continue
+		case err != nil && errors.As(err, &se) && (se.StatusCode == http.StatusForbidden || se.StatusCode == http.StatusUnauthorized):
+			return nil, fmt.Errorf("find by field %q: %w: the Content API refused to read level %q (may the API user read it?): %w", f.Name, ErrNoContentAPI, ep, err)
 		}
 		return ids, err
 	}
-	return nil, fmt.Errorf("find by field %q: no Content API endpoint for level %q (is the Content API enabled and may the API user read the level?): %w", f.Name, level.Alias, lastErr)
+	return nil, fmt.Errorf("find by field %q: %w: no Content API endpoint for level %q (is the Content API enabled and may the API user read the level?): %w", f.Name, ErrNoContentAPI, level.Alias, lastErr)
 }
 
 func (c *Client) findIn(ctx context.Context, endpoint string, f Field, value string) ([]int64, error) {
@@ -322,7 +325,7 @@ func (c *Client) findIn(ctx context.Context, endpoint string, f Field, value str
 		if page > 0 {
 			q += "&$skip=" + strconv.Itoa(page*1000)
 		}
-		data, err := c.do(ctx, apiCall{op: op, method: http.MethodGet, url: c.contentAPIURL(endpoint) + "?" + q})
+		data, err := c.do(ctx, apiCall{op: op, method: http.MethodGet, url: c.contentAPIURL(endpoint) + "?" + q, cookie: true})
 		if err != nil {
 			return nil, err
 		}

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mail2archer/mail2archer/internal/outcome"
 )
 
 // ErrSession means Archer rejected the session token even after a fresh
@@ -18,8 +21,9 @@ import (
 // it). It is transient: a later attempt logs in again.
 var ErrSession = errors.New("archer session rejected")
 
-// ErrLogin means Archer refused the configured credentials. It is
-// permanent until the configuration changes.
+// ErrLogin means Archer refused the configured credentials. It lasts until
+// an operator fixes the configuration or the account; the client then
+// tries at most one login per Config.LoginBackoff.
 var ErrLogin = errors.New("archer login refused")
 
 // ErrNotFound matches (with errors.Is) a ValidationError whose message is
@@ -121,15 +125,24 @@ func (e *UnknownValueError) Error() string {
 	return fmt.Sprintf("archer field %q: %s %q; available: %s", e.Field, e.Reason, e.Name, strings.Join(e.Available, ", "))
 }
 
-// IsTransient reports whether err may succeed when the same call is tried
-// again later: 5xx other than 501, 408, 429, timeouts, connection failures
-// and a session that was rejected even after a fresh login. Validation
-// errors, refused logins, other 4xx, HTML pages (wrong URL or SSO), TLS
-// certificate problems and cancellation by the caller are permanent.
-func IsTransient(err error) bool {
-	if err == nil {
-		return false
-	}
+// ErrNoContentAPI means the Content API gave no endpoint for a level or
+// refused to read it, so records cannot be looked up by their key. It
+// matches (with errors.Is) the error FindByField returns then.
+var ErrNoContentAPI = errors.New("archer content API unavailable for the level")
+
+// Decide is the one place where a failed Archer call becomes a decision:
+//
+//   - a refused login, a single sign-on or other HTML page, an untrusted
+//     certificate, a 403 and an unusable Content API wait for an operator;
+//   - 429 and 503 with Retry-After snooze for that long;
+//   - 408, 429, 5xx other than 501, timeouts, connection failures, a session
+//     rejected after a fresh login and answers that are not Archer's retry
+//     with backoff;
+//   - Archer's validation messages, 501 and other 4xx end the work.
+//
+// Decide(nil) is a Retry with an empty reason; callers do not ask.
+func Decide(err error) outcome.Decision {
+	d := outcome.Decision{Component: "archer", Action: outcome.Retry}
 	var (
 		se   *StatusError
 		ve   *ValidationError
@@ -142,27 +155,54 @@ func IsTransient(err error) bool {
 		nerr net.Error
 		oerr *net.OpError
 	)
-	switch {
-	case errors.Is(err, context.Canceled):
-		return false
-	case errors.As(err, &se):
-		return se.StatusCode == 408 || se.StatusCode == 429 || se.StatusCode >= 500 && se.StatusCode != 501
-	case errors.As(err, &ve), errors.As(err, &he), errors.Is(err, ErrLogin), errors.Is(err, ErrClosed):
-		return false
-	case errors.Is(err, ErrSession):
-		return true
-	case errors.As(err, &uae), errors.As(err, &cie), errors.As(err, &hne), errors.As(err, &cve), errors.As(err, &rhe):
-		return false
-	case errors.Is(err, context.DeadlineExceeded):
-		return true
-	case errors.As(err, &nerr) && nerr.Timeout():
-		return true
-	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return true
-	case errors.As(err, &oerr):
-		return true
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return true
+	wait := func(reason, fix string) outcome.Decision {
+		d.Action, d.Reason, d.Fix = outcome.WaitOperator, reason, fix
+		return d
 	}
-	return false
+	switch {
+	case err == nil:
+		return d
+	case errors.Is(err, ErrLogin):
+		return wait("archer_login_refused", "Archer refused the API user's login: check M2A_ARCHER_USERNAME, M2A_ARCHER_PASSWORD, "+
+			"M2A_ARCHER_USER_DOMAIN and M2A_ARCHER_INSTANCE, and that the account is neither locked nor expired")
+	case errors.As(err, &he):
+		return wait("archer_html_page", "Archer answered with a web page: "+he.Cause)
+	case errors.As(err, &uae), errors.As(err, &cie), errors.As(err, &hne), errors.As(err, &cve), errors.As(err, &rhe),
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return wait("archer_tls", "Archer's TLS certificate is not trusted: set M2A_ARCHER_CA_FILE to the CA that issued it, "+
+			"check that the certificate names the host of M2A_ARCHER_URL, and that the URL's scheme matches the server")
+	case errors.Is(err, ErrNoContentAPI):
+		return wait("archer_lookup_unavailable", "the Content API cannot read the incident level: give the API user's role read "+
+			"access to the application, check that the level and the key field have aliases, and that {base}/contentapi/ is served")
+	case errors.As(err, &se):
+		d.Reason = fmt.Sprintf("archer_http_%d", se.StatusCode)
+		switch {
+		case (se.StatusCode == http.StatusTooManyRequests || se.StatusCode == http.StatusServiceUnavailable) && se.RetryAfter > 0:
+			d.Action, d.After = outcome.Snooze, se.RetryAfter
+		case se.StatusCode == http.StatusRequestTimeout, se.StatusCode == http.StatusTooManyRequests,
+			se.StatusCode >= 500 && se.StatusCode != http.StatusNotImplemented:
+			d.Action = outcome.Retry
+		case se.StatusCode == http.StatusForbidden:
+			return wait("archer_forbidden", "Archer answered 403 Forbidden: give the API user's role the rights on the "+
+				"application (create, read, update) and the API, or check a proxy in front of Archer")
+		default:
+			d.Action = outcome.End
+		}
+		return d
+	case errors.As(err, &ve):
+		d.Action, d.Reason = outcome.End, "archer_validation"
+		return d
+	case errors.Is(err, ErrSession):
+		d.Reason = "archer_session"
+	case errors.Is(err, ErrClosed), errors.Is(err, context.Canceled):
+		d.Reason = "archer_cancelled"
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &nerr) && nerr.Timeout():
+		d.Reason = "archer_timeout"
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.As(err, &oerr), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		d.Reason = "archer_unreachable"
+	default:
+		d.Reason = "archer_error"
+	}
+	return d
 }

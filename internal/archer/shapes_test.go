@@ -3,6 +3,7 @@ package archer
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/mail2archer/mail2archer/internal/outcome"
 )
 
 // The response shapes below are copied verbatim from the protocol notes.
@@ -176,43 +179,56 @@ func (timeoutErr) Error() string   { return "i/o timeout" }
 func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
 
-func TestIsTransientClassifiesEveryFailureKind(t *testing.T) {
+func TestDecideGivesEveryFailureItsOutcome(t *testing.T) {
 	t.Parallel()
 	status := func(code int) error { return fmt.Errorf("create: %w", &StatusError{StatusCode: code}) }
+	retryAfter := func(code int, d time.Duration) error {
+		return fmt.Errorf("create: %w", &StatusError{StatusCode: code, RetryAfter: d})
+	}
 	cases := []struct {
-		name string
-		err  error
-		want bool
+		name   string
+		err    error
+		action outcome.Action
+		reason string
+		after  time.Duration
 	}{
-		{"nil", nil, false},
-		{"500", status(500), true},
-		{"502", status(502), true},
-		{"503", status(503), true},
-		{"504", status(504), true},
-		{"501 not implemented", status(501), false},
-		{"429", status(429), true},
-		{"408", status(408), true},
-		{"400", status(400), false},
-		{"403", status(403), false},
-		{"404", status(404), false},
-		{"validation", &ValidationError{Op: "create", Messages: []string{"x"}}, false},
-		{"html page", &HTMLError{StatusCode: 200}, false},
-		{"login refused", fmt.Errorf("%w: %w", ErrLogin, &ValidationError{}), false},
-		{"session rejected after re-login", fmt.Errorf("x: %w", ErrSession), true},
-		{"closed", ErrClosed, false},
-		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), true},
-		{"caller cancelled", fmt.Errorf("x: %w", context.Canceled), false},
-		{"client timeout", &url.Error{Op: "Post", URL: "u", Err: timeoutErr{}}, true},
-		{"connection refused", &url.Error{Op: "Post", URL: "u", Err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}, true},
-		{"connection reset", fmt.Errorf("x: %w", syscall.ECONNRESET), true},
-		{"unexpected EOF", &url.Error{Op: "Post", URL: "u", Err: io.ErrUnexpectedEOF}, true},
-		{"unknown CA", &url.Error{Op: "Post", URL: "u", Err: x509.UnknownAuthorityError{}}, false},
-		{"hostname mismatch", &url.Error{Op: "Post", URL: "u", Err: x509.HostnameError{Host: "h"}}, false},
-		{"plain error", errors.New("something"), false},
+		{"connection refused", &url.Error{Op: "Post", URL: "u", Err: &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}}, outcome.Retry, "archer_unreachable", 0},
+		{"connection reset", fmt.Errorf("x: %w", syscall.ECONNRESET), outcome.Retry, "archer_unreachable", 0},
+		{"unexpected EOF", &url.Error{Op: "Post", URL: "u", Err: io.ErrUnexpectedEOF}, outcome.Retry, "archer_unreachable", 0},
+		{"client timeout", &url.Error{Op: "Post", URL: "u", Err: timeoutErr{}}, outcome.Retry, "archer_timeout", 0},
+		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), outcome.Retry, "archer_timeout", 0},
+		{"unknown CA", &url.Error{Op: "Post", URL: "u", Err: x509.UnknownAuthorityError{}}, outcome.WaitOperator, "archer_tls", 0},
+		{"hostname mismatch", &url.Error{Op: "Post", URL: "u", Err: x509.HostnameError{Host: "h"}}, outcome.WaitOperator, "archer_tls", 0},
+		{"http to an https port", &url.Error{Op: "Post", URL: "u", Err: tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"}}, outcome.WaitOperator, "archer_tls", 0},
+		{"408", status(408), outcome.Retry, "archer_http_408", 0},
+		{"429 without Retry-After", status(429), outcome.Retry, "archer_http_429", 0},
+		{"429 with Retry-After", retryAfter(429, 7*time.Second), outcome.Snooze, "archer_http_429", 7 * time.Second},
+		{"500", status(500), outcome.Retry, "archer_http_500", 0},
+		{"502", status(502), outcome.Retry, "archer_http_502", 0},
+		{"503", status(503), outcome.Retry, "archer_http_503", 0},
+		{"503 with Retry-After", retryAfter(503, time.Minute), outcome.Snooze, "archer_http_503", time.Minute},
+		{"504", status(504), outcome.Retry, "archer_http_504", 0},
+		{"501 not implemented", status(501), outcome.End, "archer_http_501", 0},
+		{"400", status(400), outcome.End, "archer_http_400", 0},
+		{"404", status(404), outcome.End, "archer_http_404", 0},
+		{"403", status(403), outcome.WaitOperator, "archer_forbidden", 0},
+		{"validation", &ValidationError{Op: "create", Messages: []string{"The Title field is a required field."}}, outcome.End, "archer_validation", 0},
+		{"login refused", fmt.Errorf("x: %w", fmt.Errorf("%w: %w", ErrLogin, &ValidationError{Op: "login"})), outcome.WaitOperator, "archer_login_refused", 0},
+		{"sign-on page", fmt.Errorf("x: %w", &HTMLError{StatusCode: 200, Cause: "single sign-on"}), outcome.WaitOperator, "archer_html_page", 0},
+		{"redirect", &HTMLError{StatusCode: 302}, outcome.WaitOperator, "archer_html_page", 0},
+		{"session rejected after re-login", fmt.Errorf("x: %w", ErrSession), outcome.Retry, "archer_session", 0},
+		{"no content API", fmt.Errorf("find: %w", ErrNoContentAPI), outcome.WaitOperator, "archer_lookup_unavailable", 0},
+		{"closed", ErrClosed, outcome.Retry, "archer_cancelled", 0},
+		{"caller cancelled", fmt.Errorf("x: %w", context.Canceled), outcome.Retry, "archer_cancelled", 0},
+		{"answer without IsSuccessful", errors.New("archer create: the answer is not an Archer response"), outcome.Retry, "archer_error", 0},
 	}
 	for _, tc := range cases {
-		if got := IsTransient(tc.err); got != tc.want {
-			t.Errorf("%s: IsTransient = %v, want %v", tc.name, got, tc.want)
+		d := Decide(tc.err)
+		if d.Action != tc.action || d.Reason != tc.reason || d.After != tc.after || d.Component != "archer" {
+			t.Errorf("%s: Decide = %+v, want %s %s after %s", tc.name, d, tc.action, tc.reason, tc.after)
+		}
+		if d.Action == outcome.WaitOperator && d.Fix == "" {
+			t.Errorf("%s: waiting for an operator without saying what to fix", tc.name)
 		}
 	}
 }
@@ -295,14 +311,14 @@ func TestRedirectsAndHostileAnswersBecomeClearErrors(t *testing.T) {
 	if _, err := c.GetRecord(ctx, 2); err == nil {
 		t.Fatal("a wrongly typed answer was accepted")
 	}
-	if _, err := c.GetRecord(ctx, 3); err == nil || IsTransient(err) {
+	if _, err := c.GetRecord(ctx, 3); err == nil || Decide(err).Reason != "archer_error" {
 		t.Fatalf("garbage answer: %v", err)
 	}
 	var se *StatusError
-	if _, err := c.GetRecord(ctx, 4); !errors.As(err, &se) || se.RetryAfter != 7*time.Second || !IsTransient(err) {
+	if _, err := c.GetRecord(ctx, 4); !errors.As(err, &se) || se.RetryAfter != 7*time.Second || Decide(err).Action != outcome.Snooze {
 		t.Fatalf("503 with Retry-After: %v", err)
 	}
-	if _, err := c.GetRecord(ctx, 5); !errors.As(err, &se) || se.StatusCode != 400 || IsTransient(err) {
+	if _, err := c.GetRecord(ctx, 5); !errors.As(err, &se) || se.StatusCode != 400 || Decide(err).Action != outcome.End {
 		t.Fatalf("400: %v", err)
 	}
 }

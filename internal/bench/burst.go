@@ -89,7 +89,7 @@ func (r *runner) burst(ctx context.Context, res *ScenarioResult) (err error) {
 		return err
 	}
 	graph429 := map[string]string{"system": "graph", "status": "429"}
-	before429, err := scrapeCounter(ctx, svc.url, "m2a_outbound_requests_total", graph429)
+	before429, err := scrapeCounter(ctx, svc.adminURL, "m2a_outbound_requests_total", graph429)
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func (r *runner) burst(ctx context.Context, res *ScenarioResult) (err error) {
 	if werr != nil {
 		return fmt.Errorf("drain: %w", werr)
 	}
-	after429, err := scrapeCounter(ctx, svc.url, "m2a_outbound_requests_total", graph429)
+	after429, err := scrapeCounter(ctx, svc.adminURL, "m2a_outbound_requests_total", graph429)
 	if err != nil {
 		return err
 	}

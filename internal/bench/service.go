@@ -46,8 +46,9 @@ type setup struct {
 type service struct {
 	graph  *graphsim.Server
 	archer *archersim.Server
-	// url is the service's base URL.
-	url string
+	// url is the base URL of the service's public listener, adminURL of
+	// its admin listener (/readyz, /metrics).
+	url, adminURL string
 	// pid is the process whose memory is the service's: "self" or the
 	// child's pid.
 	pid string
@@ -112,7 +113,7 @@ func startInProcess(ctx context.Context, dir string, s setup) (*service, error) 
 		_ = sb.Stop()
 		return nil, err
 	}
-	return &service{graph: sb.Graph, archer: sb.Archer, url: "http://" + sb.App.Addr(), pid: "self",
+	return &service{graph: sb.Graph, archer: sb.Archer, url: "http://" + sb.App.Addr(), adminURL: "http://" + sb.App.AdminAddr(), pid: "self",
 		scope: inProcessScope, ready: time.Since(t0), alive: func() error { return nil }, stop: sb.Stop}, nil
 }
 
@@ -156,13 +157,18 @@ func (r *runner) startChild(ctx context.Context, dir string, s setup) (svc *serv
 	if err != nil {
 		return nil, err
 	}
+	adminAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
 	mapping := filepath.Join(dir, "mapping.yaml")
 	if err := os.WriteFile(mapping, api.MappingExample, 0o640); err != nil {
 		return nil, fmt.Errorf("write mapping: %w", err)
 	}
 	env := childEnv(map[string]string{
-		"M2A_LISTEN_ADDR": addr, "M2A_PUBLIC_URL": "http://" + addr, "M2A_ALLOW_INSECURE_PUBLIC_URL": "true",
-		"M2A_TENANT_ID": sandbox.TenantID, "M2A_CLIENT_ID": sandbox.ClientID, "M2A_CLIENT_SECRET": sandbox.ClientSecret,
+		"M2A_LISTEN_ADDR": addr, "M2A_ADMIN_LISTEN_ADDR": adminAddr, "M2A_PUBLIC_URL": "http://" + addr, "M2A_ALLOW_INSECURE_PUBLIC_URL": "true",
+		"M2A_ARCHER_ALLOW_HTTP": "true",
+		"M2A_TENANT_ID":         sandbox.TenantID, "M2A_CLIENT_ID": sandbox.ClientID, "M2A_CLIENT_SECRET": sandbox.ClientSecret,
 		"M2A_GRAPH_BASE_URL": graphSrv.URL + "/v1.0", "M2A_GRAPH_AUTHORITY_HOST": graphSrv.URL + "/",
 		"M2A_MAILBOXES": sandbox.Mailbox, "M2A_INTERNAL_DOMAINS": "contoso.com",
 		"M2A_ARCHER_URL": archerSrv.URL + "/RSAArcher", "M2A_ARCHER_INSTANCE": "Default",
@@ -214,11 +220,11 @@ func (r *runner) startChild(ctx context.Context, dir string, s setup) (svc *serv
 		stopSims()
 		return err
 	}
-	if err := waitReadyURL(ctx, "http://"+addr+"/readyz", alive, 30*time.Second); err != nil {
+	if err := waitReadyURL(ctx, "http://"+adminAddr+"/readyz", alive, 30*time.Second); err != nil {
 		_ = stop()
 		return nil, fmt.Errorf("%w (log: %s)", err, logFile.Name())
 	}
-	return &service{graph: graph, archer: arch, url: "http://" + addr, pid: strconv.Itoa(cmd.Process.Pid),
+	return &service{graph: graph, archer: arch, url: "http://" + addr, adminURL: "http://" + adminAddr, pid: strconv.Itoa(cmd.Process.Pid),
 		ready: time.Since(t0), alive: alive, stop: stop}, nil
 }
 

@@ -28,8 +28,16 @@ const Prefix = "M2A"
 // environment variable (without the prefix), its default, and whether it is a
 // secret that may be given through NAME_FILE.
 type Config struct {
-	// ListenAddr is the address the HTTP server listens on.
+	// ListenAddr is the address of the public listener: the two Graph
+	// webhook paths and /healthz, nothing else.
 	ListenAddr string `envconfig:"LISTEN_ADDR" default:":8080"`
+	// AdminListenAddr is the address of the admin listener: /readyz,
+	// /metrics and the operator routes. It must never be exposed through
+	// the reverse proxy.
+	AdminListenAddr string `envconfig:"ADMIN_LISTEN_ADDR" default:"127.0.0.1:9090"`
+	// AdminToken is the bearer token every admin route requires; required
+	// when the admin listener is bound to anything but loopback.
+	AdminToken Secret `envconfig:"ADMIN_TOKEN" secret:"true"`
 	// PublicURL is the HTTPS URL under which Microsoft Graph reaches this
 	// service (the reverse proxy's address); the webhook paths are appended.
 	PublicURL string `envconfig:"PUBLIC_URL"`
@@ -57,6 +65,10 @@ type Config struct {
 	Workers int `envconfig:"WORKERS" default:"4"`
 	// MaxAttempts bounds the attempts of one job before it is discarded.
 	MaxAttempts int `envconfig:"MAX_ATTEMPTS" default:"25"`
+	// TrustLocalState skips the lookup in Archer before each email's
+	// first create (one call per email). With it, a restored backup, a
+	// power cut or a lost database makes duplicate incidents.
+	TrustLocalState bool `envconfig:"TRUST_LOCAL_STATE" default:"false"`
 
 	// ClientID is the application (client) id of the Entra app registration.
 	ClientID string `envconfig:"CLIENT_ID"`
@@ -99,6 +111,9 @@ type Config struct {
 	// ArcherURL is Archer's base URL including the virtual directory, e.g.
 	// https://archer.example.com/RSAArcher.
 	ArcherURL string `envconfig:"ARCHER_URL"`
+	// ArcherAllowHTTP permits an http:// Archer URL, over which the API
+	// user's password travels in clear. Tests and the sandbox only.
+	ArcherAllowHTTP bool `envconfig:"ARCHER_ALLOW_HTTP" default:"false"`
 	// ArcherAPIPrefix is the REST prefix: platformapi (6.5 and later) or api.
 	ArcherAPIPrefix string `envconfig:"ARCHER_API_PREFIX" default:"platformapi"`
 	// ArcherInstance is the Archer instance name.
@@ -150,6 +165,7 @@ func Load() (*Config, error) {
 			problems = append(problems, err.Error())
 		}
 	}
+	problems = append(problems, unknownVariables(os.Environ())...)
 	problems = append(problems, cfg.validate()...)
 	if len(problems) > 0 {
 		return nil, problems
@@ -265,6 +281,15 @@ func (c *Config) validate() Problems {
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		p = append(p, fmt.Sprintf("M2A_LISTEN_ADDR: %q is not host:port (e.g. :8080 or 127.0.0.1:8080)", c.ListenAddr))
 	}
+	if _, _, err := net.SplitHostPort(c.AdminListenAddr); err != nil {
+		p = append(p, fmt.Sprintf("M2A_ADMIN_LISTEN_ADDR: %q is not host:port (e.g. 127.0.0.1:9090)", c.AdminListenAddr))
+	} else if !c.AdminIsLoopback() && len(c.AdminToken.Reveal()) < 16 {
+		p = append(p, fmt.Sprintf("M2A_ADMIN_TOKEN (or M2A_ADMIN_TOKEN_FILE) is required, at least 16 characters, because M2A_ADMIN_LISTEN_ADDR %q is not loopback: "+
+			"every admin route (/readyz, /metrics, …) then asks for it as a bearer token; generate one with `openssl rand -hex 32`", c.AdminListenAddr))
+	}
+	if c.ListenAddr == c.AdminListenAddr {
+		p = append(p, "M2A_ADMIN_LISTEN_ADDR must differ from M2A_LISTEN_ADDR: the admin routes must not share the public listener")
+	}
 	if err := checkDatabaseURL(c.DatabaseURL.Reveal()); err != nil {
 		p = append(p, "M2A_DATABASE_URL: "+err.Error())
 	}
@@ -301,6 +326,20 @@ func (c *Config) validate() Problems {
 		p = append(p, fmt.Sprintf("M2A_LOG_FORMAT: %q is not one of auto, json, console", c.LogFormat))
 	}
 	return p
+}
+
+// AdminIsLoopback reports whether the admin listener is bound to a loopback
+// address only (127.0.0.0/8, ::1 or localhost), where no token is needed.
+func (c *Config) AdminIsLoopback() bool {
+	host, _, err := net.SplitHostPort(c.AdminListenAddr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 // TrustedProxyPrefixes parses TrustedProxies. A bare address is a /32 or /128.
@@ -448,8 +487,8 @@ func (c *Config) validateArcher() Problems {
 	var p Problems
 	if c.ArcherURL == "" {
 		p = append(p, "M2A_ARCHER_URL is required: Archer's address with its virtual directory, e.g. https://archer.example.com/RSAArcher")
-	} else if err := checkHTTPSURL(c.ArcherURL, c.AllowInsecurePublicURL); err != nil {
-		p = append(p, "M2A_ARCHER_URL: "+err.Error())
+	} else if err := checkHTTPSURL(c.ArcherURL, c.ArcherAllowHTTP); err != nil {
+		p = append(p, "M2A_ARCHER_URL: "+err.Error()+" (the API user's password would travel in clear; set M2A_ARCHER_ALLOW_HTTP=true only for tests)")
 	}
 	switch c.ArcherAPIPrefix {
 	case "platformapi", "api":

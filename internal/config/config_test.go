@@ -261,3 +261,67 @@ func TestDefaultsMatchLoad(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestUnknownVariablesStopTheStartWithTheClosestName(t *testing.T) {
+	minimal(t)
+	t.Setenv("M2A_WRITEBACK_MOVETO", "Processed")
+	t.Setenv("M2A_LISTEN_ADR", ":8080")
+	t.Setenv("M2A_PUBLIC_HOST", "mail2archer.example.com") // read by compose only
+	_, err := Load()
+	if err == nil {
+		t.Fatal("unknown variables were accepted")
+	}
+	for _, want := range []string{
+		"M2A_WRITEBACK_MOVETO is not a setting of mail2archer; did you mean M2A_WRITEBACK_MOVE_TO?",
+		"M2A_LISTEN_ADR is not a setting of mail2archer; did you mean M2A_LISTEN_ADDR?",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "M2A_PUBLIC_HOST") {
+		t.Errorf("a deployment variable was refused:\n%v", err)
+	}
+}
+
+func TestPlainHTTPArcherNeedsItsOwnSwitch(t *testing.T) {
+	minimal(t)
+	t.Setenv("M2A_ARCHER_URL", "http://archer.contoso.com/RSAArcher")
+	t.Setenv("M2A_PUBLIC_URL", "http://127.0.0.1:8080")
+	t.Setenv("M2A_ALLOW_INSECURE_PUBLIC_URL", "true")
+	_, err := Load()
+	if err == nil || !strings.Contains(err.Error(), "M2A_ARCHER_URL") || !strings.Contains(err.Error(), "M2A_ARCHER_ALLOW_HTTP") {
+		t.Fatalf("an http Archer URL was accepted under the public-URL switch: %v", err)
+	}
+	t.Setenv("M2A_ARCHER_ALLOW_HTTP", "true")
+	if _, err := Load(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAnExposedAdminListenerNeedsAToken(t *testing.T) {
+	minimal(t)
+	t.Setenv("M2A_ADMIN_LISTEN_ADDR", "0.0.0.0:9090")
+	_, err := Load()
+	if err == nil || !strings.Contains(err.Error(), "M2A_ADMIN_TOKEN") {
+		t.Fatalf("an exposed admin listener without a token was accepted: %v", err)
+	}
+	t.Setenv("M2A_ADMIN_TOKEN", "short")
+	if _, err := Load(); err == nil {
+		t.Fatal("a 5-character token was accepted")
+	}
+	t.Setenv("M2A_ADMIN_TOKEN", "0123456789abcdef0123456789abcdef")
+	cfg, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AdminIsLoopback() {
+		t.Fatal("0.0.0.0 taken for loopback")
+	}
+	for _, addr := range []string{"127.0.0.1:9090", "[::1]:9090", "localhost:9090"} {
+		c := Config{AdminListenAddr: addr}
+		if !c.AdminIsLoopback() {
+			t.Errorf("%s not taken for loopback", addr)
+		}
+	}
+}

@@ -67,37 +67,6 @@ func expectedSender(raw []byte) string {
 	return strings.ToLower(addrSpec.FindString(v))
 }
 
-// exampleVerdict is the criticality and category rule proposed for the
-// example mapping, written over Signals; the mapping file is where the rule
-// lives. It is repeated here only so that TestCorpusStats can show how a
-// corpus would be rated.
-func exampleVerdict(s Signals, classification string) (criticality, category string) {
-	phishCat := s.Category == "PHSH" || s.Category == "HPHSH" || s.Category == "SPOOF"
-	deception := s.DisplayNameSpoof || s.ReplyToOtherDomain || s.LinkTextMismatch > 0 || s.HTMLAttachments > 0 ||
-		s.RawIPURLs > 0 || s.PunycodeURLs > 0
-	switch {
-	case s.RiskyAttachments > 0 || s.Lookalike != "" || s.Category == "HPHSH" || s.Category == "MALW" ||
-		(s.AuthFailed && deception):
-		criticality = "High"
-	case s.AuthFailed || deception || s.ShortenerURLs > 0 || phishCat || s.SCL >= 5:
-		criticality = "Medium"
-	default:
-		criticality = "Low"
-	}
-	switch {
-	case s.RiskyAttachments > 0 || s.Category == "MALW":
-		category = "Malware"
-	case s.AuthFailed || deception || s.ShortenerURLs > 0 || phishCat || s.Lookalike != "":
-		category = "Phishing"
-	case s.SCL >= 5 || s.BCL >= 7 || s.Category == "SPM" || s.Category == "HSPM" || s.Category == "BULK" ||
-		classification == "junk":
-		category = "Spam"
-	default:
-		category = "Phishing"
-	}
-	return criticality, category
-}
-
 // TestCorpusStats analyses every .eml of -corpus and prints per-field
 // statistics, so that a change can be measured on any corpus. It fails
 // only when the analysis returns an error that is not a bound.
@@ -176,9 +145,6 @@ func TestCorpusStats(t *testing.T) {
 				c["attachments: "+at.Kind]++
 			}
 		}
-		crit, cat := exampleVerdict(sig, rep.Classification)
-		c["verdict: criticality "+crit]++
-		c["verdict: category "+cat]++
 	}
 	keys := make([]string, 0, len(c))
 	for k := range c {

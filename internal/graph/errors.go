@@ -12,6 +12,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	abstractions "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
+
+	"github.com/mail2archer/mail2archer/internal/outcome"
 )
 
 // Class tells the caller what to do about a failed call.
@@ -259,6 +261,7 @@ func isCredentialUnavailable(err error) bool {
 func advice(op, mailbox string, status int, code, graphMsg string) string {
 	var hint string
 	write := strings.HasPrefix(op, "categorize") || strings.HasPrefix(op, "move")
+	send := strings.HasPrefix(op, "send mail")
 	lc := strings.ToLower(code)
 	lm := strings.ToLower(graphMsg)
 	switch {
@@ -268,6 +271,8 @@ func advice(op, mailbox string, status int, code, graphMsg string) string {
 		hint = "Graph could not validate the notification URL: it must be reachable from the internet over HTTPS without authentication and echo the validationToken within 10 s"
 	case strings.Contains(lm, "number of subscriptions") || (status == http.StatusForbidden && strings.Contains(lm, "limit")):
 		hint = fmt.Sprintf("mailbox %s has reached its subscription quota: delete stale subscriptions", mailbox)
+	case status == http.StatusForbidden && send:
+		hint = fmt.Sprintf("the application lacks the Mail.Send application permission (with admin consent) needed to send from mailbox %s, or an application access policy excludes that mailbox", mailbox)
 	case status == http.StatusForbidden && write:
 		hint = fmt.Sprintf("the application lacks Mail.ReadWrite on mailbox %s (needed for write-back), or an application access policy excludes it", mailbox)
 	case status == http.StatusForbidden:
@@ -305,4 +310,44 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return d, true
 	}
 	return 0, false
+}
+
+// Decide is the one place where a failed Graph call becomes a decision for
+// the work that made it: throttling (429, 503 or 504 with Retry-After)
+// snoozes for Graph's wait; 5xx, timeouts and network failures retry with
+// backoff; 401, 403 and a mailbox or folder that does not exist wait for an
+// operator (a credential, a permission, an application access policy); a
+// message deleted before it was read (404 ErrorItemNotFound), 410 and
+// other 4xx end the work.
+func Decide(err error) outcome.Decision {
+	d := outcome.Decision{Component: "graph", Action: outcome.Retry, Reason: "graph_error"}
+	var ge *Error
+	if !errors.As(err, &ge) {
+		if errors.Is(err, context.Canceled) {
+			d.Reason = "graph_cancelled"
+		}
+		return d
+	}
+	switch ge.Class {
+	case ClassTransient:
+		d.Reason = "graph_transient"
+	case ClassRetryAfter:
+		d.Action, d.After, d.Reason = outcome.Snooze, ge.RetryAfter, "graph_throttled"
+	case ClassNotFound:
+		d.Action, d.Reason = outcome.End, "message_gone"
+		if ge.Status == http.StatusGone {
+			d.Reason = "graph_gone"
+		}
+	case ClassPermission:
+		d.Action, d.Reason, d.Fix = outcome.WaitOperator, "graph_permission", ge.Message
+		if d.Fix == "" {
+			d.Fix = "check the app registration's credential, its Mail.Read (and for write-back Mail.ReadWrite) application permission with admin consent, and the Exchange application access policy"
+		}
+	default:
+		d.Action, d.Reason = outcome.End, "graph_permanent"
+		if errors.Is(err, errBodyTooLarge) {
+			d.Reason = "message_too_large"
+		}
+	}
+	return d
 }

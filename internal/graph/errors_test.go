@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/mail2archer/mail2archer/internal/outcome"
 )
 
 func TestClassify(t *testing.T) {
@@ -112,4 +115,47 @@ func TestErrorHelpers(t *testing.T) {
 		}
 	}
 	_ = http.StatusOK
+}
+
+func TestDecideGivesEveryGraphFailureItsOutcome(t *testing.T) {
+	t.Parallel()
+	// Each case goes through classify, as a real answer would.
+	answer := func(status int, code string, retryAfter time.Duration) error {
+		e := &Error{Op: "fetch message AAMk", Status: status, Code: code,
+			Class: classify(status, code, "", retryAfter > 0), RetryAfter: retryAfter}
+		if e.Class == ClassPermission {
+			e.Message = advice(e.Op, "phish@contoso.com", status, code, "")
+		}
+		return fmt.Errorf("fetch: %w", e)
+	}
+	cases := []struct {
+		name   string
+		err    error
+		action outcome.Action
+		reason string
+		after  time.Duration
+	}{
+		{"404 ErrorItemNotFound", answer(404, "ErrorItemNotFound", 0), outcome.End, "message_gone", 0},
+		{"410 gone", answer(410, "", 0), outcome.End, "graph_gone", 0},
+		{"401", answer(401, "InvalidAuthenticationToken", 0), outcome.WaitOperator, "graph_permission", 0},
+		{"403 access denied", answer(403, "ErrorAccessDenied", 0), outcome.WaitOperator, "graph_permission", 0},
+		{"404 mailbox does not exist", answer(404, "ErrorInvalidUser", 0), outcome.WaitOperator, "graph_permission", 0},
+		{"429 with Retry-After", answer(429, "TooManyRequests", 7*time.Second), outcome.Snooze, "graph_throttled", 7 * time.Second},
+		{"429 without Retry-After", answer(429, "TooManyRequests", 0), outcome.Retry, "graph_transient", 0},
+		{"503 with Retry-After", answer(503, "", 30*time.Second), outcome.Snooze, "graph_throttled", 30 * time.Second},
+		{"500", answer(500, "", 0), outcome.Retry, "graph_transient", 0},
+		{"no response", answer(0, "", 0), outcome.Retry, "graph_transient", 0},
+		{"400 bad request", answer(400, "BadRequest", 0), outcome.End, "graph_permanent", 0},
+		{"too large", &Error{Op: "fetch", Class: ClassPermanent, Err: errBodyTooLarge}, outcome.End, "message_too_large", 0},
+		{"cancelled", fmt.Errorf("x: %w", context.Canceled), outcome.Retry, "graph_cancelled", 0},
+	}
+	for _, tc := range cases {
+		d := Decide(tc.err)
+		if d.Action != tc.action || d.Reason != tc.reason || d.After != tc.after || d.Component != "graph" {
+			t.Errorf("%s: Decide = %+v, want %s %s after %s", tc.name, d, tc.action, tc.reason, tc.after)
+		}
+		if d.Action == outcome.WaitOperator && !strings.Contains(d.Fix, "phish@contoso.com") && !strings.Contains(d.Fix, "credential") && !strings.Contains(d.Fix, "token") {
+			t.Errorf("%s: fix %q does not name the mailbox or the credential", tc.name, d.Fix)
+		}
+	}
 }

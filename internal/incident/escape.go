@@ -18,7 +18,9 @@ const (
 	// it is the safe choice for a field whose display control is unknown.
 	FormatRich = "rich"
 	// FormatPlain is a single-line text field, which Archer shows as text:
-	// nothing is HTML-escaped and line breaks become a space.
+	// nothing is HTML-escaped, line breaks become a space, and the angle
+	// brackets of values become ‹ and ›, so a value stays inert even if
+	// the field turns out to render HTML.
 	FormatPlain = "plain"
 )
 
@@ -28,7 +30,8 @@ type textKind int
 const (
 	// kindRich HTML-escapes and turns line breaks into <br>.
 	kindRich textKind = iota
-	// kindPlain escapes nothing and turns line breaks into a space.
+	// kindPlain turns line breaks into a space and the angle brackets of
+	// values into ‹ ›.
 	kindPlain
 	// kindLinks escapes nothing and keeps lines: one external link per
 	// line.
@@ -69,9 +72,11 @@ type piece struct {
 //     template forgot defang.
 //  4. Rich text: values are HTML-escapes (& < > " ') and their line breaks
 //     become <br>; so is the template's own text unless the field says
-//     markup: true. Plain text: nothing is escaped and every line break,
-//     with the spaces around it, becomes one space. Links: nothing is
-//     escaped; lines stay.
+//     markup: true. Plain text: nothing is HTML-escaped, but the < and >
+//     of values become ‹ and › (a single-line field that rendered HTML
+//     after all still gets no markup from an email), and every line
+//     break, with the spaces around it, becomes one space. Links: nothing
+//     is escaped; lines stay.
 //
 // It runs in time linear in the text's length.
 func escapeText(pieces []piece, m textMode) string {
@@ -133,12 +138,35 @@ func escapeText(pieces []piece, m textMode) string {
 			writeHTML(&out, part)
 			continue
 		}
+		if m.kind == kindPlain && sp.value {
+			writeInert(&out, part)
+			continue
+		}
 		out.Write(part)
 	}
 	if m.kind == kindPlain {
 		return joinLines(out.String())
 	}
 	return out.String()
+}
+
+// writeInert writes p with its angle brackets as the single guillemets ‹ ›,
+// which read the same to an analyst and are never markup.
+func writeInert(out *strings.Builder, p []byte) {
+	for {
+		i := bytes.IndexAny(p, "<>")
+		if i < 0 {
+			out.Write(p)
+			return
+		}
+		out.Write(p[:i])
+		if p[i] == '<' {
+			out.WriteString("‹")
+		} else {
+			out.WriteString("›")
+		}
+		p = p[i+1:]
+	}
 }
 
 func isTrimSpace(c byte) bool {

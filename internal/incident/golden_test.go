@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -193,4 +194,70 @@ func firstDiff(want, got string) string {
 		}
 	}
 	return ""
+}
+
+// corpusDir is a folder of real .eml files to rate with the example
+// mapping (for example the development corpus).
+var corpusDir = flag.String("corpus", "", "folder of .eml files for TestExampleRatingsOverACorpus")
+
+// TestExampleRatingsOverACorpus renders the example mapping's criticality
+// and category for every .eml of -corpus and prints how they are spread, so
+// a change to the rating rule can be measured on real phishing:
+//
+//	go test ./internal/incident/ -run RatingsOver -corpus=DIR -v
+func TestExampleRatingsOverACorpus(t *testing.T) {
+	if *corpusDir == "" {
+		t.Skip("no -corpus folder given")
+	}
+	c, err := exampleMapping(t).Compile(context.Background(), archerClient(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths, err := filepath.Glob(filepath.Join(*corpusDir, "*.eml"))
+	if err != nil || len(paths) == 0 {
+		t.Skipf("no .eml files in %s", *corpusDir)
+	}
+	counts := map[string]int{}
+	for _, path := range paths {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := email.DefaultOptions()
+		opts.InternalDomains = []string{"contoso.com"}
+		rep, _ := email.Analyze(raw, email.Metadata{Mailbox: "phish@contoso.com", MessageID: filepath.Base(path),
+			ReceivedAt: time.Date(2026, 3, 12, 7, 45, 0, 0, time.UTC)}, opts)
+		if rep == nil || rep.Suspect == nil {
+			counts["unreadable"]++
+			continue
+		}
+		inc, err := c.Render(rep, raw, time.Now())
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		values := fieldValues(t, inc.Record)
+		for _, cf := range c.fields {
+			if cf.field.Name != "Criticality SOC" && cf.field.Name != "Incident Category" {
+				continue
+			}
+			v, ok := values[cf.field.ID]
+			if !ok {
+				counts[cf.field.Name+": (not set)"]++
+				continue
+			}
+			for _, id := range v.(map[string]any)["ValuesListIds"].([]any) {
+				counts[cf.field.Name+": "+valueName(cf.values, int64(id.(float64)))]++
+			}
+		}
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	t.Logf("%d emails", len(paths))
+	for _, k := range keys {
+		t.Logf("%-40s %5d %5.1f%%", k, counts[k], 100*float64(counts[k])/float64(len(paths)))
+	}
 }

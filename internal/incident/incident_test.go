@@ -203,6 +203,10 @@ func report() *email.Report {
 		Attachments: []email.Attachment{{Name: "../../invoice.zip", Size: 3, SHA256: "abc", Kind: "archive", Data: []byte("zip")}},
 		Auth:        email.Auth{SPF: "fail", DMARC: "fail", SCL: 5, BCL: -1, PCL: -1},
 		Indicators:  email.Indicators{Lookalike: "contoso-support.example", LookalikeOf: "contoso.com"},
+		// What email.Analyze gathers for the mapping's rating rules.
+		Signals: email.Signals{SCL: 5, BCL: -1, PCL: -1, SPF: "fail", DMARC: "fail", AuthFailed: true,
+			Lookalike: "contoso-support.example", LookalikeOf: "contoso.com", URLs: 1, LinkTextMismatch: 1,
+			Attachments: 1, RiskyAttachments: 1, Archives: 1},
 	}
 	return &email.Report{
 		Mailbox: "phish@contoso.com", MessageID: "AAMkAGI2TG93AAA=",
@@ -240,7 +244,7 @@ func TestRenderTheExample(t *testing.T) {
 		`"ValuesListIds":[401003]`, // High: lookalike
 		`hxxps://contoso-support[.]example/login (link text differs: hxxps://contoso[.]com)`,
 		`SPF=fail DKIM=unknown DMARC=fail compauth=unknown`,
-		`"Tag":"Sender","Value":"\"IT Helpdesk\" \u003cit@contoso-support[.]example\u003e"`,
+		`"Tag":"Sender","Value":"\"IT Helpdesk\" ‹it@contoso-support[.]example›"`,
 		`Reported by \u0026#34;Adele Vance\u0026#34; \u0026lt;adelev@contoso.com\u0026gt; on 2026-11-28 08:00 UTC. Reporter\u0026#39;s verdict: phishing.`,
 		`- ../../invoice.zip: 3 bytes, archive, SHA-256 abc`,
 		`"Tag":"Date Reported","Value":"2026-11-28T08:00:00"`,

@@ -109,11 +109,10 @@ func TestHostileEmailReachesNoFieldLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	fields := textFields(t, inc)
-	// Archer shows single-line fields as text: a < there is text.
-	plain := map[string]bool{"Title": true, "Reporter": true, "Sender": true, "Reported Subject": true,
-		"Authentication Results": true, "SIEM Name": true, "Reported Email Key": true}
+	// No field holds a < the mapping did not write: rich fields escape
+	// it, single-line fields show it as ‹.
 	for name, v := range fields {
-		if !plain[name] && strings.Contains(strings.ReplaceAll(v, "<br>", ""), "<") {
+		if strings.Contains(strings.ReplaceAll(v, "<br>", ""), "<") {
 			t.Errorf("%s holds markup: %q", name, v)
 		}
 		if lower := strings.ToLower(v); strings.Contains(lower, "http://") || strings.Contains(lower, "https://") {
@@ -123,11 +122,11 @@ func TestHostileEmailReachesNoFieldLive(t *testing.T) {
 			t.Errorf("%s holds control characters: %q", name, v)
 		}
 	}
-	// Single-line fields are shown as text by Archer, so their < is text.
-	if got := fields["Sender"]; got != `"IT Desk <script>alert(1)</script>" <it@evil[.]example>` {
+	// Single-line fields keep the text readable with inert brackets.
+	if got := fields["Sender"]; got != `"IT Desk ‹script›alert(1)‹/script›" ‹it@evil[.]example›` {
 		t.Errorf("Sender %q", got)
 	}
-	if got := fields["Reported Subject"]; got != "<img src=x onerror=alert(document.cookie)> Invoice[U+202E]fdp.exe hxxps://evil[.]example/a" {
+	if got := fields["Reported Subject"]; got != "‹img src=x onerror=alert(document.cookie)› Invoice[U+202E]fdp.exe hxxps://evil[.]example/a" {
 		t.Errorf("Reported Subject %q", got)
 	}
 	obs := fields["Observables"]

@@ -4,8 +4,6 @@
 package jobs
 
 import (
-	"time"
-
 	"github.com/riverqueue/river"
 )
 
@@ -40,9 +38,9 @@ func (ProcessMessage) InsertOpts() river.InsertOpts {
 // subscriptionRemoved, missed) to the subscriptions manager.
 type Lifecycle struct {
 	// SubscriptionID is the subscription the event concerns.
-	SubscriptionID string `json:"subscription_id" river:"unique"`
+	SubscriptionID string `json:"subscription_id"`
 	// Event is the lifecycleEvent value.
-	Event string `json:"event" river:"unique"`
+	Event string `json:"event"`
 	// Mailbox is the subscription's mailbox, from the store.
 	Mailbox string `json:"mailbox"`
 }
@@ -50,11 +48,13 @@ type Lifecycle struct {
 // Kind identifies the job kind in the queue.
 func (Lifecycle) Kind() string { return "graph_lifecycle" }
 
-// InsertOpts collapses repeats of the same event for the same subscription
-// within a minute: Graph may send reauthorizationRequired several times.
-func (Lifecycle) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByPeriod: time.Minute}}
-}
+// InsertOpts makes every lifecycle event a job of its own: an event is never
+// taken for a duplicate of one that already started or finished (a second
+// "missed" after the first resync ran must resync again). The queue cannot
+// make a job unique only while it is pending (its unique states must include
+// running), and the actions are cheap and idempotent (a reauthorize, a
+// resync under the mailbox's lock), so repeats simply run again.
+func (Lifecycle) InsertOpts() river.InsertOpts { return river.InsertOpts{} }
 
 // Lifecycle events Graph sends for mail subscriptions.
 const (

@@ -2,22 +2,24 @@
 // email into exactly one Archer incident, and the one that writes the
 // record's id back to the mailbox.
 //
-// Exactly once: before the Archer create the worker stores an intent with
-// the record's key; an attempt that finds an intent without a record id
-// (an earlier attempt crashed or timed out around the create) first looks
-// the record up in Archer by its key field and adopts it. The record id is
-// stored and the job completed in one database transaction.
+// Exactly once: Archer is the source of truth for "already created". Before
+// every create the worker looks the record up in Archer by its key field and
+// adopts what it finds, so neither a crash around the create nor local state
+// that is behind Archer (a restored backup, a power cut, a lost database)
+// makes a second incident. An intent with the key is stored before the
+// create; the record id is stored and the job completed in one database
+// transaction.
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -28,6 +30,7 @@ import (
 	"github.com/mail2archer/mail2archer/internal/graph"
 	"github.com/mail2archer/mail2archer/internal/incident"
 	"github.com/mail2archer/mail2archer/internal/jobs"
+	"github.com/mail2archer/mail2archer/internal/outcome"
 	"github.com/mail2archer/mail2archer/internal/store"
 )
 
@@ -51,14 +54,60 @@ type Store interface {
 	Message(ctx context.Context, mailbox, messageID string) (store.Message, error)
 	SaveIntent(ctx context.Context, m store.Message) (store.Message, error)
 	SaveRecordTx(ctx context.Context, tx *sql.Tx, mailbox, messageID string, recordID int64) error
+	ForgetEndedJobsTx(ctx context.Context, tx *sql.Tx, mailbox, messageID string) (int64, error)
+}
+
+// Health receives what the workers observe of the outside systems: a
+// success, or a failure with what an operator should fix. Readiness reads
+// it; a component's recovery wakes the jobs that wait for it.
+type Health interface {
+	OK(component, detail string)
+	Fail(component, detail, fix string)
+	// Working reports whether component was last seen working.
+	Working(component string) bool
+}
+
+// Output is what a message job records in its metadata (River's recorded
+// output): why it waits, or how it ended. WakeWaiting reads WaitingFor.
+type Output struct {
+	// WaitingFor names the component ("archer", "graph", "mapping") a job
+	// snoozed for an operator waits for.
+	WaitingFor string `json:"waiting_for,omitempty"`
+	// Reason is the decision's reason, e.g. "archer_login_refused".
+	Reason string `json:"reason,omitempty"`
+	// Outcome is "created", "adopted" or "already_done" for a job that
+	// succeeded.
+	Outcome string `json:"outcome,omitempty"`
+	// RecordID is the Archer record the job created or adopted.
+	RecordID int64 `json:"record_id,omitempty"`
 }
 
 // Options configures the message worker.
 type Options struct {
-	Graph   Graph
-	Archer  Archer
-	Store   Store
-	Mapping *incident.Compiled
+	Graph  Graph
+	Archer Archer
+	Store  Store
+	// Mapping returns the mapping once its preflight against Archer has
+	// passed; before, it may wait a little (until ctx ends) and then
+	// return nil: jobs then wait without spending attempts.
+	Mapping func(ctx context.Context) *incident.Compiled
+	// DecideGraph and DecideArcher are the clients' decisions on their
+	// failures (graph.Decide, archer.Decide). Nil retries every failure.
+	DecideGraph, DecideArcher func(error) outcome.Decision
+	// TrustLocalState skips the lookup by key before a job's first create,
+	// saving one Archer call per email. Then only an attempt that finds
+	// its own earlier intent looks the record up: a restored backup, a
+	// power cut that lost the last commits or a lost database make
+	// duplicate incidents. Off by default.
+	TrustLocalState bool
+	// Health, when set, receives the state of Graph and Archer as the
+	// jobs see them.
+	Health Health
+	// OperatorWait is the first wait of a job whose failure needs an
+	// operator; it doubles on each wait of the same job up to
+	// MaxOperatorWait. Defaults 1 and 15 minutes. Such waits spend no
+	// attempt, and a recovery wakes the job early.
+	OperatorWait, MaxOperatorWait time.Duration
 	// Email bounds and internal domains for the analysis.
 	Email email.Options
 	// WriteBack says what to write to the mailbox after the record exists;
@@ -69,10 +118,6 @@ type Options struct {
 	Metrics *Metrics
 	Logger  zerolog.Logger
 	Now     func() time.Time
-	// AfterCreate, when set, runs right after Archer returned the new
-	// record's id and before it is stored. Tests use it to crash the
-	// process at the worst moment.
-	AfterCreate func(recordID int64)
 }
 
 // MessageWorker processes jobs.ProcessMessage.
@@ -92,44 +137,109 @@ func NewMessageWorker(opts Options) *MessageWorker {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
+	if opts.OperatorWait <= 0 {
+		opts.OperatorWait = time.Minute
+	}
+	if opts.MaxOperatorWait < opts.OperatorWait {
+		opts.MaxOperatorWait = max(15*time.Minute, opts.OperatorWait)
+	}
+	if opts.Mapping == nil {
+		opts.Mapping = func(context.Context) *incident.Compiled { return nil }
+	}
 	return &MessageWorker{opts: opts}
 }
 
 // Timeout bounds one attempt; a timed-out attempt is retried.
 func (w *MessageWorker) Timeout(*river.Job[jobs.ProcessMessage]) time.Duration { return w.opts.Timeout }
 
-// Work processes one reported email. Transient failures return the error
-// (River retries with backoff); Graph's Retry-After snoozes the job; a
-// message that is gone, a report that cannot be rendered and Archer's
-// validation errors cancel the job with a reason an operator can read.
+// Work processes one reported email. The clients decide what a failure
+// means (see Options.DecideGraph and DecideArcher), and Work maps the
+// decision onto the queue: a retry with backoff, a snooze for the wait the
+// server asked, a wait for an operator (a snooze that spends no attempt),
+// or the end of the job with a reason an operator can read.
 func (w *MessageWorker) Work(ctx context.Context, job *river.Job[jobs.ProcessMessage]) error {
 	a := job.Args
 	log := w.opts.Logger.With().Str("component", "worker").Int64("job_id", job.ID).
 		Str("mailbox", a.Mailbox).Str("message_id", a.MessageID).Int("attempt", job.Attempt).Logger()
 	recordID, adopted, err := w.process(ctx, job, log)
 	if err != nil {
-		out := w.outcome(err)
-		reason := reasonOf(out, err)
-		w.opts.Metrics.outcome(reason)
-		var cancel *river.JobCancelError
-		if errors.As(out, &cancel) {
-			// The reason leads the error, so `jobs list` shows it first.
-			out = river.JobCancel(fmt.Errorf("%s: %w", reason, err))
-			log.Error().Err(err).Str("reason", reason).Msg("job ended")
-		} else {
-			log.Warn().Err(err).Msg("attempt failed; will retry")
-		}
-		return out
+		return w.fail(ctx, job, err, log)
 	}
 	if recordID == 0 {
 		w.opts.Metrics.outcome("already_done")
+		_ = river.RecordOutput(ctx, Output{Outcome: "already_done"})
 		return nil
 	}
-	w.opts.Metrics.outcome(map[bool]string{true: "adopted", false: "created"}[adopted])
+	outcomeName := map[bool]string{true: "adopted", false: "created"}[adopted]
+	w.opts.Metrics.outcome(outcomeName)
+	_ = river.RecordOutput(ctx, Output{Outcome: outcomeName, RecordID: recordID})
 	w.opts.Metrics.latency.Observe(w.opts.Now().Sub(job.CreatedAt).Seconds())
-	log.Info().Int64("record_id", recordID).Bool("adopted", adopted).
-		Dur("since_notification", w.opts.Now().Sub(job.CreatedAt)).Msg("incident recorded")
+	ev := log.Info().Int64("record_id", recordID).Bool("adopted", adopted).
+		Dur("since_notification", w.opts.Now().Sub(job.CreatedAt))
+	if n := len(job.Errors); n > 0 {
+		ev = ev.Int("failed_attempts", n).Str("last_error", job.Errors[n-1].Error)
+	}
+	ev.Msg("incident recorded")
 	return nil
+}
+
+// fail turns a failed attempt into the queue's decision, tells Health what
+// it saw, and logs only what changed.
+func (w *MessageWorker) fail(ctx context.Context, job *river.Job[jobs.ProcessMessage], err error, log zerolog.Logger) error {
+	d := decisionOf(err)
+	if w.opts.Health != nil && d.Component != "" && d.Component != componentMapping && d.Action != outcome.Snooze {
+		if d.Action == outcome.End {
+			// The system answered; the email is at fault.
+			w.opts.Health.OK(d.Component, "answering (last failure was the email's: "+d.Reason+")")
+		} else {
+			w.opts.Health.Fail(d.Component, clip(err.Error(), 300), d.Fix)
+		}
+	}
+	w.opts.Metrics.outcome(d.Reason)
+	switch d.Action {
+	case outcome.End:
+		log.Error().Err(err).Str("reason", d.Reason).Int("attempts", job.Attempt).Msg("job ended; `mail2archer jobs list` shows it and `replay` processes the email again")
+		// The reason leads the error, so `jobs list` shows it first.
+		return river.JobCancel(fmt.Errorf("%s: %w", d.Reason, err))
+	case outcome.Snooze:
+		log.Debug().Err(err).Dur("after", d.After).Msg("asked to wait; snoozing")
+		return river.JobSnooze(d.After)
+	case outcome.WaitOperator:
+		wait := w.operatorWait(job)
+		if w.opts.Health != nil && w.opts.Health.Working(d.Component) {
+			// It recovered while this attempt failed: the wake-up may
+			// have come before this snooze, so do not wait long.
+			wait = time.Second
+		}
+		// Recorded so that WakeWaiting wakes this job when the component
+		// works again. Outside a worker (unit tests) there is nothing to
+		// record into.
+		_ = river.RecordOutput(ctx, Output{WaitingFor: d.Component, Reason: d.Reason})
+		log.Debug().Err(err).Str("reason", d.Reason).Dur("next_try_in", wait).Msg("waiting for an operator; no attempt spent")
+		return river.JobSnooze(wait)
+	}
+	// Retry: River records each attempt's error; warn only when it differs
+	// from the previous attempt's.
+	if n := len(job.Errors); n > 0 && job.Errors[n-1].Error == err.Error() {
+		log.Debug().Err(err).Msg("attempt failed again the same way; will retry")
+	} else {
+		log.Warn().Err(err).Str("reason", d.Reason).Msg("attempt failed; will retry")
+	}
+	return err
+}
+
+// operatorWait is the snooze of a job waiting for an operator: OperatorWait,
+// doubling with each snooze of the job, at most MaxOperatorWait.
+func (w *MessageWorker) operatorWait(job *river.Job[jobs.ProcessMessage]) time.Duration {
+	var meta struct {
+		Snoozes int `json:"snoozes"`
+	}
+	_ = json.Unmarshal(job.Metadata, &meta)
+	d := w.opts.OperatorWait
+	for i := 0; i < meta.Snoozes && d < w.opts.MaxOperatorWait; i++ {
+		d *= 2
+	}
+	return min(d, w.opts.MaxOperatorWait)
 }
 
 // process returns the record id (0 when the job had nothing left to do) and
@@ -146,9 +256,19 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 		return 0, false, nil
 	}
 
+	mapping := w.opts.Mapping(ctx)
+	if mapping == nil {
+		return 0, false, &failure{err: errMappingPending, d: outcome.Decision{Action: outcome.WaitOperator,
+			Component: componentMapping, Reason: "mapping_pending",
+			Fix: "see the mapping component of /readyz: the preflight against Archer has not passed yet"}}
+	}
+
 	msg, err := w.opts.Graph.FetchMessage(ctx, a.Mailbox, a.MessageID)
 	if err != nil {
-		return 0, false, fmt.Errorf("fetch: %w", err)
+		return 0, false, w.graphFailure(fmt.Errorf("fetch: %w", err))
+	}
+	if w.opts.Health != nil {
+		w.opts.Health.OK(componentGraph, "messages are read")
 	}
 	rep, err := email.Analyze(msg.MIME, email.Metadata{
 		Mailbox: a.Mailbox, MessageID: a.MessageID, InternetMessageID: msg.InternetMessageID,
@@ -158,16 +278,16 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 	}, w.opts.Email)
 	if err != nil {
 		if rep == nil || rep.Suspect == nil {
-			return 0, false, &permanentError{reason: "unreadable_email", err: fmt.Errorf("analyse: %w", err)}
+			return 0, false, ended("unreadable_email", fmt.Errorf("analyse: %w", err))
 		}
 		// A bound was hit: the report holds what could be read, and the
 		// incident is still worth creating, with the reason on record.
 		rep.Warnings = append(rep.Warnings, err.Error())
 		log.Warn().Err(err).Msg("email only partly analysed; creating the incident from what was read")
 	}
-	inc, err := w.opts.Mapping.Render(rep, msg.MIME, w.opts.Now())
+	inc, err := mapping.Render(rep, msg.MIME, w.opts.Now())
 	if err != nil {
-		return 0, false, &permanentError{reason: "render_failed", err: err}
+		return 0, false, ended("render_failed", err)
 	}
 
 	intent, err := w.opts.Store.SaveIntent(ctx, store.Message{Mailbox: a.Mailbox, MessageID: a.MessageID,
@@ -177,11 +297,14 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 	}
 	var recordID int64
 	adopted := false
-	if hasIntent || a.Replay != "" {
-		// An earlier attempt may have created the record before it failed.
-		ids, err := w.opts.Archer.FindByField(ctx, w.opts.Mapping.App, w.opts.Mapping.Level, w.opts.Mapping.KeyField, intent.RecordKey)
+	if !w.opts.TrustLocalState || hasIntent || a.Replay != "" {
+		// Archer is the source of truth for "already created": an earlier
+		// attempt may have created the record before it failed, and the
+		// local state may be behind Archer (a restored backup, a power
+		// cut, a lost database).
+		ids, err := w.opts.Archer.FindByField(ctx, mapping.App, mapping.Level, mapping.KeyField, intent.RecordKey)
 		if err != nil {
-			return 0, false, fmt.Errorf("look up record by key: %w", err)
+			return 0, false, w.archerFailure(fmt.Errorf("look up record by key: %w", err))
 		}
 		if len(ids) > 0 {
 			recordID, adopted = ids[0], true
@@ -195,8 +318,8 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 		if err != nil {
 			return 0, false, err
 		}
-		if w.opts.AfterCreate != nil {
-			w.opts.AfterCreate(recordID)
+		if w.opts.Health != nil {
+			w.opts.Health.OK(componentArcher, "records are created")
 		}
 	}
 	if err := w.commit(ctx, job, recordID, msg.Categories); err != nil {
@@ -208,18 +331,23 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 func (w *MessageWorker) create(ctx context.Context, inc *incident.Incident) (int64, error) {
 	ids := make([]int64, 0, len(inc.Files))
 	for _, f := range inc.Files {
-		id, err := w.opts.Archer.UploadAttachment(ctx, f.Name, bytes.NewReader(f.Data))
+		rc, err := f.Open()
 		if err != nil {
-			return 0, fmt.Errorf("upload %s: %w", f.Name, err)
+			return 0, ended("render_failed", fmt.Errorf("open %s: %w", f.Name, err))
+		}
+		id, err := w.opts.Archer.UploadAttachment(ctx, f.Name, rc)
+		_ = rc.Close()
+		if err != nil {
+			return 0, w.archerFailure(fmt.Errorf("upload %s: %w", f.Name, err))
 		}
 		ids = append(ids, id)
 	}
 	if err := inc.AttachFiles(ids); err != nil {
-		return 0, &permanentError{reason: "render_failed", err: err}
+		return 0, ended("render_failed", err)
 	}
 	id, err := w.opts.Archer.CreateRecord(ctx, inc.Record)
 	if err != nil {
-		return 0, fmt.Errorf("create record: %w", err)
+		return 0, w.archerFailure(fmt.Errorf("create record: %w", err))
 	}
 	return id, nil
 }
@@ -233,6 +361,11 @@ func (w *MessageWorker) commit(ctx context.Context, job *river.Job[jobs.ProcessM
 	}
 	defer func() { _ = tx.Rollback() }()
 	if err := w.opts.Store.SaveRecordTx(ctx, tx, job.Args.Mailbox, job.Args.MessageID, recordID); err != nil {
+		return err
+	}
+	// Earlier jobs of this email that ended (discarded after their
+	// attempts, cancelled) are done with now.
+	if _, err := w.opts.Store.ForgetEndedJobsTx(ctx, tx, job.Args.Mailbox, job.Args.MessageID); err != nil {
 		return err
 	}
 	if w.opts.WriteBack.enabled() {
@@ -251,60 +384,61 @@ func (w *MessageWorker) commit(ctx context.Context, job *river.Job[jobs.ProcessM
 	return nil
 }
 
-// permanentError marks a failure that retrying cannot fix.
-type permanentError struct {
-	reason string
-	err    error
+// Component names reported to Health.
+const (
+	componentGraph   = "graph"
+	componentArcher  = "archer"
+	componentMapping = "mapping"
+)
+
+var errMappingPending = errors.New("the mapping preflight against Archer has not passed yet")
+
+// failure is an error with the decision about it.
+type failure struct {
+	err error
+	d   outcome.Decision
 }
 
-func (e *permanentError) Error() string { return e.err.Error() }
-func (e *permanentError) Unwrap() error { return e.err }
+func (f *failure) Error() string { return f.err.Error() }
+func (f *failure) Unwrap() error { return f.err }
 
-// outcome is the one place where a failure becomes a queue decision.
-func (w *MessageWorker) outcome(err error) error {
-	var perm *permanentError
-	if errors.As(err, &perm) {
-		return river.JobCancel(err)
-	}
-	var verr *archer.ValidationError
-	if errors.As(err, &verr) {
-		return river.JobCancel(err)
-	}
-	var gerr *graph.Error
-	if errors.As(err, &gerr) {
-		switch gerr.Class {
-		case graph.ClassRetryAfter:
-			return river.JobSnooze(gerr.RetryAfter)
-		case graph.ClassNotFound, graph.ClassPermanent:
-			return river.JobCancel(err)
-		}
-		return err
-	}
-	// Everything else (Archer 5xx and timeouts, database errors, and
-	// configuration problems an operator may fix meanwhile) is retried with
-	// backoff until the attempts run out.
-	return err
+// ended is a failure that retrying cannot fix.
+func ended(reason string, err error) error {
+	return &failure{err: err, d: outcome.Decision{Action: outcome.End, Reason: reason}}
 }
 
-// reasonOf names an outcome for metrics and logs.
-func reasonOf(out, err error) string {
-	var perm *permanentError
-	var verr *archer.ValidationError
-	var gerr *graph.Error
-	var snooze *river.JobSnoozeError
-	switch {
-	case errors.As(out, &snooze):
-		return "throttled"
-	case errors.As(err, &perm):
-		return perm.reason
-	case errors.As(err, &verr):
-		return "archer_validation"
-	case errors.As(err, &gerr) && gerr.Class == graph.ClassNotFound:
-		return "message_gone"
-	case errors.As(err, &gerr):
-		return "graph_" + strings.ReplaceAll(gerr.Class.String(), "-", "_")
-	case archer.IsTransient(err):
-		return "archer_transient"
+func (w *MessageWorker) graphFailure(err error) error {
+	return &failure{err: err, d: decide(w.opts.DecideGraph, componentGraph, err)}
+}
+
+func (w *MessageWorker) archerFailure(err error) error {
+	return &failure{err: err, d: decide(w.opts.DecideArcher, componentArcher, err)}
+}
+
+func decide(fn func(error) outcome.Decision, component string, err error) outcome.Decision {
+	if fn == nil {
+		return outcome.Decision{Action: outcome.Retry, Component: component, Reason: component + "_error"}
 	}
-	return "error"
+	return fn(err)
+}
+
+// decisionOf is the decision attached to err; anything else (the state
+// database failing, a cancelled attempt) is retried with backoff.
+func decisionOf(err error) outcome.Decision {
+	var f *failure
+	if errors.As(err, &f) {
+		return f.d
+	}
+	return outcome.Decision{Action: outcome.Retry, Reason: "error"}
+}
+
+// clip cuts s to at most n bytes without splitting a UTF-8 character.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

@@ -1,24 +1,18 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
-	"text/template"
 	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
-	"github.com/mail2archer/mail2archer/internal/graph"
 	"github.com/mail2archer/mail2archer/internal/jobs"
+	"github.com/mail2archer/mail2archer/internal/outcome"
+	"github.com/mail2archer/mail2archer/internal/tmpl"
 )
-
-// DefaultCategory is the category template written to a processed message.
-const DefaultCategory = "Archer {{.RecordID}}"
 
 // WriteBackOptions says what is written back to a processed message.
 type WriteBackOptions struct {
@@ -30,9 +24,15 @@ type WriteBackOptions struct {
 
 func (o WriteBackOptions) enabled() bool { return o.Category != "" || o.MoveTo != "" }
 
-// ParseCategory checks a category template.
-func ParseCategory(text string) (*template.Template, error) {
-	t, err := template.New("category").Option("missingkey=error").Parse(text)
+// categoryData is what the category template sees.
+type categoryData struct {
+	// RecordID is the Archer record's id.
+	RecordID int64
+}
+
+// ParseCategory checks a category template (one line over {{.RecordID}}).
+func ParseCategory(text string) (*tmpl.Line[categoryData], error) {
+	t, err := tmpl.CompileLine[categoryData]("category", text)
 	if err != nil {
 		return nil, fmt.Errorf("category template: %w", err)
 	}
@@ -43,15 +43,17 @@ func ParseCategory(text string) (*template.Template, error) {
 type WriteBackWorker struct {
 	river.WorkerDefaults[jobs.WriteBack]
 	graph    Graph
-	category *template.Template
+	decide   func(error) outcome.Decision
+	category *tmpl.Line[categoryData]
 	moveTo   string
 	log      zerolog.Logger
 	metrics  *Metrics
 }
 
 // NewWriteBackWorker builds the worker; the category template must parse.
-func NewWriteBackWorker(g Graph, opts WriteBackOptions, m *Metrics, log zerolog.Logger) (*WriteBackWorker, error) {
-	w := &WriteBackWorker{graph: g, moveTo: opts.MoveTo, log: log, metrics: m}
+// decide is the Graph client's decision on its failures (graph.Decide).
+func NewWriteBackWorker(g Graph, decide func(error) outcome.Decision, opts WriteBackOptions, m *Metrics, log zerolog.Logger) (*WriteBackWorker, error) {
+	w := &WriteBackWorker{graph: g, decide: decide, moveTo: opts.MoveTo, log: log, metrics: m}
 	if m == nil {
 		w.metrics = NewMetrics(nil)
 	}
@@ -81,30 +83,32 @@ func (w *WriteBackWorker) Work(ctx context.Context, job *river.Job[jobs.WriteBac
 		log.Debug().Msg("wrote back to the mailbox")
 		return nil
 	}
-	switch graph.ClassOf(err) {
-	case graph.ClassRetryAfter:
-		d, _ := graph.RetryAfter(err)
-		return river.JobSnooze(d)
-	case graph.ClassNotFound:
-		w.metrics.writeBacks.WithLabelValues("message_gone").Inc()
-		log.Warn().Err(err).Msg("message gone before write-back; the incident exists")
+	d := decide(w.decide, componentGraph, err)
+	switch d.Action {
+	case outcome.Snooze:
+		return river.JobSnooze(d.After)
+	case outcome.End:
+		if d.Reason == "message_gone" {
+			w.metrics.writeBacks.WithLabelValues("message_gone").Inc()
+			log.Warn().Err(err).Msg("message gone before write-back; the incident exists")
+		} else {
+			w.metrics.writeBacks.WithLabelValues("failed").Inc()
+			log.Error().Err(err).Str("reason", d.Reason).Msg("write-back ended; the incident exists")
+		}
 		return river.JobCancel(err)
-	case graph.ClassPermanent:
-		w.metrics.writeBacks.WithLabelValues("failed").Inc()
-		return river.JobCancel(err)
-	case graph.ClassPermission:
-		log.Error().Err(err).Msg("write-back needs Mail.ReadWrite on the mailbox")
+	case outcome.WaitOperator:
+		log.Error().Err(err).Str("fix", d.Fix).Msg("write-back waits for an operator (it needs Mail.ReadWrite on the mailbox); no attempt spent")
+		return river.JobSnooze(15 * time.Minute)
 	}
 	return err
 }
 
 func (w *WriteBackWorker) write(ctx context.Context, a jobs.WriteBack) error {
 	if w.category != nil {
-		var b bytes.Buffer
-		if err := w.category.Execute(&b, struct{ RecordID int64 }{a.RecordID}); err != nil {
+		cat, err := w.category.Execute(categoryData{RecordID: a.RecordID})
+		if err != nil {
 			return river.JobCancel(fmt.Errorf("category template: %w", err))
 		}
-		cat := strings.TrimSpace(b.String())
 		if cat != "" && !slices.Contains(a.Categories, cat) {
 			cats := append(slices.Clone(a.Categories), cat)
 			if err := w.graph.Categorize(ctx, a.Mailbox, a.MessageID, cats); err != nil {
@@ -114,10 +118,6 @@ func (w *WriteBackWorker) write(ctx context.Context, a jobs.WriteBack) error {
 	}
 	if w.moveTo != "" {
 		if _, err := w.graph.Move(ctx, a.Mailbox, a.MessageID, w.moveTo); err != nil {
-			var ge *graph.Error
-			if errors.As(err, &ge) {
-				return err
-			}
 			return fmt.Errorf("move to %s: %w", w.moveTo, err)
 		}
 	}

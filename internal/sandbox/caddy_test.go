@@ -28,9 +28,11 @@ import (
 
 // TestThroughCaddyOverHTTPS runs the deployment shape of docker-compose.yml
 // without Docker: Caddy terminates HTTPS with its internal CA on a loopback
-// port and proxies to the service; the Graph simulator, trusting only that
-// CA and refusing http:// notification URLs, creates the subscription and
-// delivers the notifications through Caddy.
+// port and routes with the shipped deploy/webhooks.caddy; the Graph
+// simulator, trusting only that CA and refusing http:// notification URLs,
+// creates the subscription and delivers the notifications through Caddy.
+// Nothing but the two webhook paths passes: /metrics, /readyz and every
+// other path are 404 from Caddy.
 func TestThroughCaddyOverHTTPS(t *testing.T) {
 	t.Parallel()
 	bin, err := exec.LookPath("caddy")
@@ -120,12 +122,10 @@ func TestThroughCaddyOverHTTPS(t *testing.T) {
 		t.Errorf("notifications for %d messages delivered through Caddy, want %d", len(delivered), len(samples))
 	}
 
-	// The service, asked through Caddy over HTTPS, answered the two
-	// validation handshakes and accepted the notifications.
-	metrics, resp := px.get(ctx, t, "/metrics")
-	if got := resp.Header.Get("Server"); got != "Caddy" {
-		t.Errorf("Server header %q through the proxy, want Caddy", got)
-	}
+	// The service answered the two validation handshakes and accepted the
+	// notifications; its metrics are read on its admin listener, which
+	// Caddy does not forward.
+	metrics := adminGet(t, sb, "/metrics")
 	if hs := metricSum(metrics, "m2a_validation_handshakes_total"); hs < 2 {
 		t.Errorf("m2a_validation_handshakes_total = %v, want at least 2 (notification and lifecycle URL)", hs)
 	}
@@ -135,9 +135,36 @@ func TestThroughCaddyOverHTTPS(t *testing.T) {
 	t.Logf("%d incidents; %d delivery attempts through %s for %d messages; %v handshakes and %v notifications accepted by the service",
 		len(recs), len(sb.Graph.Deliveries()), px.url, len(delivered),
 		metricSum(metrics, "m2a_validation_handshakes_total"), metricSum(metrics, "m2a_notifications_accepted_total"))
-	if body, resp := px.get(ctx, t, "/readyz"); resp.StatusCode != http.StatusOK {
-		t.Errorf("/readyz through Caddy: %d %s", resp.StatusCode, body)
+
+	// Through Caddy, everything but the webhooks is 404, answered by
+	// Caddy itself.
+	for _, path := range []string{"/metrics", "/readyz", "/healthz", "/", "/webhooks/graph", "/webhooks/graph/other", "/debug/pprof/"} {
+		body, resp := px.get(ctx, t, path)
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s through Caddy: %d %s, want 404", path, resp.StatusCode, body)
+		}
+		if got := resp.Header.Get("Server"); got != "Caddy" {
+			t.Errorf("GET %s: Server header %q, want Caddy", path, got)
+		}
+		if strings.Contains(body, "m2a_") || strings.Contains(body, "components") {
+			t.Errorf("GET %s through Caddy leaked the service's answer: %s", path, body)
+		}
 	}
+}
+
+// adminGet reads path on the service's admin listener.
+func adminGet(t *testing.T, sb *Sandbox, path string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + sb.App.AdminAddr() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s on the admin listener: %d %v", path, resp.StatusCode, err)
+	}
+	return string(b)
 }
 
 // caddyProxy is a running Caddy in front of the service.
@@ -158,6 +185,13 @@ func startCaddy(ctx context.Context, t *testing.T, bin string, servicePort int) 
 	dir := t.TempDir()
 	httpsPort, httpPort := freePort(t), freePort(t)
 	px := &caddyProxy{url: "https://127.0.0.1:" + strconv.Itoa(httpsPort), log: &syncBuffer{}}
+	// The site's routing is the shipped file; only the global options and
+	// the certificate (Caddy's internal CA instead of a public one) are the
+	// test's.
+	routing, err := filepath.Abs("../../deploy/webhooks.caddy")
+	if err != nil {
+		t.Fatal(err)
+	}
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	conf := fmt.Sprintf(`{
 	admin off
@@ -169,9 +203,9 @@ func startCaddy(ctx context.Context, t *testing.T, bin string, servicePort int) 
 
 %s {
 	tls internal
-	reverse_proxy 127.0.0.1:%d
+	import %s
 }
-`, httpPort, httpsPort, px.url, servicePort)
+`, httpPort, httpsPort, px.url, routing)
 	if err := os.WriteFile(caddyfile, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +218,8 @@ func startCaddy(ctx context.Context, t *testing.T, bin string, servicePort int) 
 	cmd.WaitDelay = 5 * time.Second
 	cmd.Dir = dir
 	dataHome := filepath.Join(dir, "data")
-	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dataHome, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"))
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dataHome, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
+		"M2A_UPSTREAM=127.0.0.1:"+strconv.Itoa(servicePort))
 	cmd.Stdout, cmd.Stderr = px.log, px.log
 	if err := cmd.Start(); err != nil {
 		stop()
@@ -246,8 +281,8 @@ func startCaddy(ctx context.Context, t *testing.T, bin string, servicePort int) 
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}},
 		Timeout:   10 * time.Second,
 	}
-	// Then it answers over TLS with a certificate for 127.0.0.1 (a 502
-	// while the service is not up yet).
+	// Then it answers over TLS with a certificate for 127.0.0.1 (its own
+	// 404 for a path it does not forward).
 	until("it answered over https", func() error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodHead, px.url+"/healthz", nil)
 		if err != nil {

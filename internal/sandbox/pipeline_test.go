@@ -208,7 +208,7 @@ func TestDeletedMessageEndsTheJobWithAReason(t *testing.T) {
 	}
 }
 
-func TestUnknownValueInTheMappingStopsTheStart(t *testing.T) {
+func TestUnknownValueInTheMappingIsShownByReadinessAndCheck(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	mapping := filepath.Join(dir, "mapping.yaml")
@@ -216,14 +216,33 @@ func TestUnknownValueInTheMappingStopsTheStart(t *testing.T) {
 	if err := os.WriteFile(mapping, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Start(context.Background(), Options{Dir: dir, MappingFile: mapping})
-	if err == nil {
-		t.Fatal("the service started with a broken mapping")
-	}
-	for _, want := range []string{`"Carrier Pigeon"`, "available:", "Email", "User Report"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q: %v", want, err)
+	sb := startUnready(t, Options{Dir: dir, MappingFile: mapping, App: app.Options{PreflightRetry: 50 * time.Millisecond}})
+	var detail string
+	waitFor(t, 15*time.Second, "readiness to name the mapping problem", func() bool {
+		_, r := readiness(t, sb)
+		detail = r.Components["mapping"].Detail
+		return r.Components["mapping"].Status == "fail" && strings.Contains(detail, "Carrier Pigeon")
+	})
+	for _, want := range []string{`"Carrier Pigeon"`, "available:", "Email", "User Report", "M2A_MAPPING_FILE"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("readiness lacks %q: %s", want, detail)
 		}
+	}
+	// Intake works meanwhile; the email waits for the mapping.
+	if _, err := sb.Deliver(sample(t, "01-")); err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.Graph.WaitDelivered(waitCtx(t, 15*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cfg := *sb.Config
+	cfg.DatabaseURL = config.Secret("sqlite://" + filepath.Join(t.TempDir(), "check.db"))
+	if ok := app.WriteCheck(&out, app.Check(context.Background(), &cfg, sb.App.Logger(), app.Options{GraphHTTPClient: sb.graphSrv.Client()})); ok {
+		t.Fatalf("check passed with a broken mapping:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "✘ mapping preflight") || !strings.Contains(out.String(), "Carrier Pigeon") {
+		t.Errorf("check does not name the problem:\n%s", out.String())
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"io/fs"
 	"net"
@@ -62,8 +63,14 @@ func (sb *Sandbox) WaitRecords(ctx context.Context, n int) ([]archersim.Record, 
 	}
 }
 
+// incidents are the records of the mapping's level; none before the
+// mapping's preflight has passed (nothing can have been created).
 func (sb *Sandbox) incidents() []archersim.Record {
-	level := sb.App.Mapping().Level.ID
+	m := sb.App.Mapping()
+	if m == nil {
+		return nil
+	}
+	level := m.Level.ID
 	var out []archersim.Record
 	for _, r := range sb.Archer.Records() {
 		if r.LevelID == level {
@@ -111,7 +118,10 @@ func str(v any) string {
 	return string(b)
 }
 
+// cut shortens a field's value for the table: the text of an HTML-escaped
+// value, one line, at most n characters.
 func cut(s string, n int) string {
+	s = html.UnescapeString(strings.ReplaceAll(s, "<br>", " "))
 	s = strings.Join(strings.Fields(s), " ")
 	if r := []rune(s); len(r) > n {
 		return string(r[:n-1]) + "…"
@@ -119,8 +129,11 @@ func cut(s string, n int) string {
 	return s
 }
 
+// countLines counts the non-empty lines of a field's value: a rich text
+// field separates them with <br>.
 func countLines(s string) int {
 	n := 0
+	s = strings.ReplaceAll(s, "<br>", "\n")
 	for _, l := range strings.Split(s, "\n") {
 		if strings.TrimSpace(l) != "" {
 			n++

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -40,9 +41,10 @@ type Options struct {
 	MappingFile string
 	// Fixture is the simulated Archer's schema; default archersim's.
 	Fixture *archersim.Fixture
-	// ListenAddr, GraphAddr and ArcherAddr are where the service and the
-	// two simulators listen; default 127.0.0.1 on a free port.
-	ListenAddr, GraphAddr, ArcherAddr string
+	// ListenAddr, AdminAddr, GraphAddr and ArcherAddr are where the
+	// service's two listeners and the two simulators listen; default
+	// 127.0.0.1 on a free port.
+	ListenAddr, AdminAddr, GraphAddr, ArcherAddr string
 	// Logger receives the service's logs.
 	Logger zerolog.Logger
 	// App replaces parts of the service (tests).
@@ -53,6 +55,13 @@ type Options struct {
 	Graph func(*graphsim.Options)
 	// Archer changes the Archer simulator's options before it starts.
 	Archer func(*archersim.Options)
+	// ArcherSetup, when set, is called with the Archer simulator before the
+	// service starts (to switch its faults on).
+	ArcherSetup func(*archersim.Server)
+	// ArcherStopped starts the service while the Archer simulator does not
+	// answer (its address is reserved, nothing listens); StartArcher
+	// brings it up.
+	ArcherStopped bool
 }
 
 // Sandbox is a running service with its two simulators.
@@ -95,11 +104,17 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: archer simulator: %w", err)
 	}
+	if opts.ArcherSetup != nil {
+		opts.ArcherSetup(sb.Archer)
+	}
 	sb.archerSrv, err = serve(sb.Archer, opts.ArcherAddr, false)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: archer simulator: %w", err)
 	}
 	sb.ArcherURL = sb.archerSrv.URL
+	if opts.ArcherStopped {
+		sb.StopArcher()
+	}
 
 	// The service's listener first: Graph needs its address.
 	ln, err := net.Listen("tcp", orLoopback(opts.ListenAddr))
@@ -107,6 +122,12 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		return nil, fmt.Errorf("sandbox: listen: %w", err)
 	}
 	serviceURL := "http://" + ln.Addr().String()
+	adminLn, err := net.Listen("tcp", orLoopback(opts.AdminAddr))
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("sandbox: admin listen: %w", err)
+	}
+	closeListeners := func() { _ = ln.Close(); _ = adminLn.Close() }
 
 	// Graph, over TLS: the credential code insists on an https authority.
 	gopts := graphsim.Options{TenantID: TenantID, AppID: ClientID, ClientSecret: ClientSecret, AllowHTTP: true,
@@ -118,7 +139,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	sb.Graph.AddMailbox(Mailbox)
 	sb.graphSrv, err = serve(sb.Graph, opts.GraphAddr, true)
 	if err != nil {
-		_ = ln.Close()
+		closeListeners()
 		return nil, fmt.Errorf("sandbox: graph simulator: %w", err)
 	}
 	sb.GraphURL = sb.graphSrv.URL
@@ -127,12 +148,13 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if mapping == "" {
 		mapping = filepath.Join(opts.Dir, "mapping.yaml")
 		if err := os.WriteFile(mapping, api.MappingExample, 0o640); err != nil {
-			_ = ln.Close()
+			closeListeners()
 			return nil, fmt.Errorf("sandbox: write mapping: %w", err)
 		}
 	}
 	cfg := config.Defaults()
 	cfg.ListenAddr = ln.Addr().String()
+	cfg.AdminListenAddr = adminLn.Addr().String()
 	cfg.PublicURL = serviceURL
 	cfg.AllowInsecurePublicURL = true
 	cfg.TenantID = TenantID
@@ -143,6 +165,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	cfg.Mailboxes = []string{Mailbox}
 	cfg.InternalDomains = []string{"contoso.com"}
 	cfg.ArcherURL = sb.ArcherURL + "/RSAArcher"
+	cfg.ArcherAllowHTTP = true
 	cfg.ArcherInstance = "Default"
 	cfg.ArcherUsername = "mail2archer"
 	cfg.ArcherPassword = "mail2archer-sandbox"
@@ -152,19 +175,19 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		opts.Configure(cfg)
 	}
 	if err := cfg.Validate(); err != nil {
-		_ = ln.Close()
+		closeListeners()
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	sb.Config = cfg
 
 	appOpts := opts.App
-	appOpts.Listener = ln
+	appOpts.Listener, appOpts.AdminListener = ln, adminLn
 	if appOpts.GraphHTTPClient == nil {
 		appOpts.GraphHTTPClient = sb.graphSrv.Client()
 	}
 	sb.App, err = app.New(ctx, cfg, opts.Logger, appOpts)
 	if err != nil {
-		_ = ln.Close()
+		closeListeners()
 		return nil, err
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -172,6 +195,28 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	sb.done = make(chan error, 1)
 	go func() { sb.done <- sb.App.Run(runCtx) }()
 	return sb, nil
+}
+
+// StopArcher stops the Archer simulator's server: connections are refused
+// until StartArcher. The simulator keeps its records.
+func (sb *Sandbox) StopArcher() {
+	if sb.archerSrv != nil {
+		sb.archerSrv.Close()
+		sb.archerSrv = nil
+	}
+}
+
+// StartArcher serves the Archer simulator again on its address.
+func (sb *Sandbox) StartArcher() error {
+	if sb.archerSrv != nil {
+		return nil
+	}
+	srv, err := serve(sb.Archer, strings.TrimPrefix(sb.ArcherURL, "http://"), false)
+	if err != nil {
+		return fmt.Errorf("sandbox: restart archer simulator: %w", err)
+	}
+	sb.archerSrv = srv
+	return nil
 }
 
 // ServiceURL is the service's base URL.
@@ -183,12 +228,11 @@ func (sb *Sandbox) Deliver(mime []byte) (string, error) {
 	return sb.Graph.Deliver(Mailbox, "Inbox", mime)
 }
 
-// WaitReady waits until the service's /readyz answers 200. It asks the
-// service on its listen address, not through a reverse proxy that the
-// public URL may name.
+// WaitReady waits until the service's /readyz answers 200 on its admin
+// listener.
 func (sb *Sandbox) WaitReady(ctx context.Context) error {
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+sb.App.Addr()+"/readyz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+sb.App.AdminAddr()+"/readyz", nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			_ = resp.Body.Close()

@@ -1,10 +1,15 @@
-// Package server is mail2archer's HTTP surface: the Microsoft Graph webhook
-// and lifecycle endpoints, health, readiness and metrics.
+// Package server is mail2archer's HTTP surface, on two listeners.
+//
+// The public listener serves only what Microsoft Graph needs — POST
+// /webhooks/graph and POST /webhooks/graph/lifecycle — and GET /healthz,
+// which says nothing but "alive". The admin listener serves /readyz,
+// /metrics and the operator routes; when it is bound to anything but
+// loopback every admin route asks for the admin token.
 //
 // The webhook handlers are thin by design: answer the validation handshake,
-// check each notification against the stored subscription, insert the jobs
-// in one transaction and answer 202. They make no outbound call, so Graph's
-// 3-second budget is spent only on a local database commit.
+// check each notification against the subscriptions held in memory, insert
+// the jobs in one transaction and answer 202. They make no outbound call,
+// and a forged item costs no database read.
 package server
 
 import (
@@ -14,7 +19,6 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
@@ -24,10 +28,9 @@ import (
 	"github.com/mail2archer/mail2archer/internal/store"
 )
 
-// Subscriptions looks up a stored Graph subscription by id. It returns an
-// error wrapping store.ErrNotFound for an unknown id.
-type Subscriptions interface {
-	Subscription(ctx context.Context, id string) (store.Subscription, error)
+// SubscriptionSource lists the stored Graph subscriptions.
+type SubscriptionSource interface {
+	Subscriptions(ctx context.Context) ([]store.Subscription, error)
 }
 
 // Enqueuer inserts jobs, all of them or none, in one transaction.
@@ -42,20 +45,31 @@ type Check struct {
 	Fn   func(ctx context.Context) (detail string, err error)
 }
 
+// DefaultMaxBatchItems is the most notification items one request may
+// carry when Options.MaxBatchItems is zero. Graph documents no maximum and
+// sends small batches; a request with more items is refused whole (413).
+const DefaultMaxBatchItems = 1000
+
 // Options configures a Server. Subscriptions, Enqueuer and TenantID are
-// required.
+// required for the webhooks.
 type Options struct {
-	Subscriptions Subscriptions
+	Subscriptions SubscriptionSource
 	Enqueuer      Enqueuer
 	// TenantID is the only tenant whose notifications are accepted.
 	TenantID string
 	// MaxBodyBytes bounds request bodies (413 beyond). Default 1 MiB.
 	MaxBodyBytes int64
+	// MaxBatchItems bounds the items of one notification request (413
+	// beyond). Default DefaultMaxBatchItems.
+	MaxBatchItems int
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// logging the client address.
 	TrustedProxies []netip.Prefix
 	// Checks are the readiness components reported by /readyz.
 	Checks []Check
+	// AdminToken, when set, is required as a bearer token by every admin
+	// route.
+	AdminToken string
 	// Registerer receives the server's metrics; Gatherer serves /metrics.
 	// Both default to a new private registry.
 	Registerer prometheus.Registerer
@@ -65,17 +79,23 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Server is the HTTP handler of the service.
+// Server holds the handlers of both listeners.
 type Server struct {
 	opts    Options
 	metrics *metrics
-	router  chi.Router
+	subs    *subscriptionIndex
+	drops   *dropLog
+	public  chi.Router
+	admin   chi.Router
 }
 
-// New builds the handler and registers its metrics.
+// New builds the handlers and registers their metrics.
 func New(opts Options) (*Server, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.MaxBatchItems <= 0 {
+		opts.MaxBatchItems = DefaultMaxBatchItems
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -88,49 +108,62 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s := &Server{opts: opts, metrics: m, drops: newDropLog(opts.Logger, opts.Now)}
 	if opts.Subscriptions != nil {
-		opts.Subscriptions = newSubscriptionCache(opts.Subscriptions, 30*time.Second, opts.Now)
+		s.subs = newSubscriptionIndex(opts.Subscriptions, opts.Now)
 	}
-	s := &Server{opts: opts, metrics: m}
-	s.router = s.routes()
+	s.public = s.publicRoutes()
+	s.admin = s.adminRoutes()
 	return s, nil
 }
 
-// ServeHTTP serves every route of the service.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+// Public is the handler of the public listener: the webhooks and /healthz.
+func (s *Server) Public() http.Handler { return s.public }
 
-func (s *Server) routes() chi.Router {
-	r := chi.NewRouter()
-	r.Use(middleware.RequestID)
-	r.Use(s.clientIP())
-	r.Use(accessLog(s.opts.Logger))
+// Admin is the handler of the admin listener: /readyz, /metrics and the
+// operator routes, behind the admin token when one is set.
+func (s *Server) Admin() http.Handler { return s.admin }
+
+// SubscriptionsChanged tells the server that subscriptions were created,
+// renewed or deleted, so the next notification reloads them.
+func (s *Server) SubscriptionsChanged() {
+	if s.subs != nil {
+		s.subs.invalidate()
+	}
+}
+
+func (s *Server) common(r chi.Router, listener string) {
+	r.Use(requestID)
+	r.Use(clientIP(s.opts.TrustedProxies))
+	r.Use(accessLog(s.opts.Logger, listener))
 	r.Use(recoverer(s.opts.Logger))
 	r.Use(limitBody(s.opts.MaxBodyBytes))
-	r.Post("/webhooks/graph", s.handleNotifications)
-	r.Post("/webhooks/graph/lifecycle", s.handleLifecycle)
-	r.Get("/healthz", s.handleHealthz)
-	r.Get("/readyz", s.handleReadyz)
-	gatherer := s.opts.Gatherer
-	if gatherer == nil {
-		gatherer = prometheus.DefaultGatherer
-	}
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "no such route"})
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method not allowed"})
 	})
+}
+
+func (s *Server) publicRoutes() chi.Router {
+	r := chi.NewRouter()
+	s.common(r, "public")
+	r.Post("/webhooks/graph", s.handleNotifications)
+	r.Post("/webhooks/graph/lifecycle", s.handleLifecycle)
+	r.Get("/healthz", s.handleHealthz)
 	return r
 }
 
-func (s *Server) clientIP() func(http.Handler) http.Handler {
-	if len(s.opts.TrustedProxies) == 0 {
-		return middleware.ClientIPFromRemoteAddr
+func (s *Server) adminRoutes() chi.Router {
+	r := chi.NewRouter()
+	s.common(r, "admin")
+	r.Use(requireToken(s.opts.AdminToken, s.opts.Logger))
+	r.Get("/readyz", s.handleReadyz)
+	gatherer := s.opts.Gatherer
+	if gatherer == nil {
+		gatherer = prometheus.DefaultGatherer
 	}
-	prefixes := make([]string, len(s.opts.TrustedProxies))
-	for i, p := range s.opts.TrustedProxies {
-		prefixes[i] = p.String()
-	}
-	return middleware.ClientIPFromXFF(prefixes...)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return r
 }

@@ -36,7 +36,8 @@ const (
 type testBundle struct {
 	store *store.Store
 	srv   *Server
-	http  *httptest.Server
+	http  *httptest.Server // the public listener
+	admin *httptest.Server // the admin listener
 	reg   *prometheus.Registry
 	logs  *logBuffer
 }
@@ -71,9 +72,11 @@ func setup(t *testing.T) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewServer(srv.Public())
 	t.Cleanup(hs.Close)
-	return &testBundle{store: st, srv: srv, http: hs, reg: reg, logs: logs}
+	as := httptest.NewServer(srv.Admin())
+	t.Cleanup(as.Close)
+	return &testBundle{store: st, srv: srv, http: hs, admin: as, reg: reg, logs: logs}
 }
 
 // logBuffer collects log lines written by server goroutines.
@@ -360,7 +363,7 @@ func TestDatabaseClosedAnswers503(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("status %d, want 503", resp.StatusCode)
 	}
-	ready, err := http.Get(b.http.URL + "/readyz")
+	ready, err := http.Get(b.admin.URL + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +401,7 @@ func TestLifecycle(t *testing.T) {
 	if v := testutil.ToFloat64(b.srv.metrics.dropped.WithLabelValues(endpointLifecycle, dropUnknownEvent)); v != 1 {
 		t.Errorf("unknown events dropped = %v", v)
 	}
-	b.logs.waitFor(t, "unknown lifecycle event ignored")
+	b.logs.waitFor(t, `"unknown_event":1`)
 }
 
 func TestReadyz(t *testing.T) {
@@ -424,7 +427,7 @@ func TestReadyz(t *testing.T) {
 	}{{false, 200, "ok"}, {true, 503, "fail"}} {
 		failing = tc.fail
 		rec := httptest.NewRecorder()
-		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		srv.Admin().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		if rec.Code != tc.status {
 			t.Errorf("fail=%v: status %d, want %d", tc.fail, rec.Code, tc.status)
 		}
@@ -442,7 +445,7 @@ func TestMetricsAndHealthz(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	b.post(t, "/webhooks/graph", "application/json", batch(item(subID, secret, tenant, "AAMk-m")))
-	resp, err := http.Get(b.http.URL + "/metrics")
+	resp, err := http.Get(b.admin.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +495,7 @@ func TestPanicIsRecovered(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := httptest.NewRecorder()
-	srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	srv.Admin().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	if rec.Code != http.StatusInternalServerError {
 		t.Fatalf("status %d", rec.Code)
 	}
@@ -503,65 +506,245 @@ func TestPanicIsRecovered(t *testing.T) {
 
 func TestClientAddressFromTrustedProxy(t *testing.T) {
 	t.Parallel()
-	reg := prometheus.NewRegistry()
-	srv, err := New(Options{Registerer: reg, Gatherer: reg, Logger: zerolog.Nop(),
-		TrustedProxies: mustPrefixes(t, "10.0.0.0/8")})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct{ remote, xff, want string }{
 		{"10.1.2.3:5555", "198.51.100.7", "198.51.100.7"},
-		{"203.0.113.9:5555", "198.51.100.7", "203.0.113.9"}, // untrusted peer: header ignored
+		{"10.1.2.3:5555", "198.51.100.7, 10.9.9.9", "198.51.100.7"}, // a chain of trusted proxies
+		{"10.1.2.3:5555", "forged, 198.51.100.7", "198.51.100.7"},   // the client's own entry is not believed
+		{"203.0.113.9:5555", "198.51.100.7", "203.0.113.9"},         // untrusted peer: header ignored
 	} {
 		var logs logBuffer
-		srv.opts.Logger = zerolog.New(&logs)
-		srv.router = srv.routes()
+		reg := prometheus.NewRegistry()
+		srv, err := New(Options{Registerer: reg, Gatherer: reg, Logger: zerolog.New(&logs),
+			TrustedProxies: mustPrefixes(t, "10.0.0.0/8")})
+		if err != nil {
+			t.Fatal(err)
+		}
 		req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
 		req.RemoteAddr = tc.remote
 		req.Header.Set("X-Forwarded-For", tc.xff)
-		srv.ServeHTTP(httptest.NewRecorder(), req)
+		srv.Public().ServeHTTP(httptest.NewRecorder(), req)
 		if !strings.Contains(logs.String(), `"client":"`+tc.want+`"`) {
 			t.Errorf("remote %s: log %s, want client %s", tc.remote, logs.String(), tc.want)
 		}
 	}
 }
 
+// countingSubscriptions is a SubscriptionSource that counts its loads.
 type countingSubscriptions struct {
 	mu    sync.Mutex
 	calls int
-	subs  map[string]store.Subscription
+	subs  []store.Subscription
 }
 
-func (c *countingSubscriptions) Subscription(_ context.Context, id string) (store.Subscription, error) {
+func (c *countingSubscriptions) Subscriptions(context.Context) ([]store.Subscription, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls++
-	s, ok := c.subs[id]
-	if !ok {
-		return s, store.ErrNotFound
-	}
-	return s, nil
+	return append([]store.Subscription(nil), c.subs...), nil
 }
 
-func TestSubscriptionCache(t *testing.T) {
+func (c *countingSubscriptions) loads() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls
+}
+
+func TestSubscriptionIndexReadsTheDatabaseRarely(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	next := &countingSubscriptions{subs: map[string]store.Subscription{"a": {ID: "a", ClientState: "x"}}}
-	c := newSubscriptionCache(next, 30*time.Second, func() time.Time { return now })
-	for i := 0; i < 3; i++ {
-		if _, err := c.Subscription(context.Background(), "a"); err != nil {
+	src := &countingSubscriptions{subs: []store.Subscription{{ID: "a", ClientState: "x"}}}
+	x := newSubscriptionIndex(src, func() time.Time { return now })
+	ctx := context.Background()
+	for i := 0; i < 1000; i++ {
+		if _, ok, err := x.lookup(ctx, "a"); err != nil || !ok {
+			t.Fatal("a not found", err)
+		}
+		if _, ok, _ := x.lookup(ctx, fmt.Sprintf("forged-%d", i)); ok {
+			t.Fatal("a forged id was found")
+		}
+	}
+	if n := src.loads(); n != 1 {
+		t.Fatalf("%d loads for 2000 lookups within a second, want 1", n)
+	}
+	// A new subscription appears: an unknown id reloads at most once a second.
+	src.mu.Lock()
+	src.subs = append(src.subs, store.Subscription{ID: "b"})
+	src.mu.Unlock()
+	if _, ok, _ := x.lookup(ctx, "b"); ok {
+		t.Fatal("b found before the minimum gap")
+	}
+	now = now.Add(1100 * time.Millisecond)
+	if _, ok, _ := x.lookup(ctx, "b"); !ok {
+		t.Fatal("b not found after the gap")
+	}
+	// A deletion is seen at once when the server is told.
+	src.mu.Lock()
+	src.subs = src.subs[1:]
+	src.mu.Unlock()
+	x.invalidate()
+	if _, ok, _ := x.lookup(ctx, "a"); ok {
+		t.Fatal("a deleted subscription is still accepted after invalidate")
+	}
+	// And without being told, within maxAge.
+	src.mu.Lock()
+	src.subs = nil
+	src.mu.Unlock()
+	now = now.Add(31 * time.Second)
+	if _, ok, _ := x.lookup(ctx, "b"); ok {
+		t.Fatal("a deleted subscription outlived maxAge")
+	}
+}
+
+func TestPublicListenerServesOnlyTheWebhooks(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, path := range []string{"/metrics", "/readyz", "/", "/debug/pprof/", "/webhooks/graph/other"} {
+		resp, err := http.Get(b.http.URL + path)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Subscription(context.Background(), "unknown"); err == nil {
-			t.Fatal("unknown subscription found")
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("public GET %s: %d, want 404", path, resp.StatusCode)
 		}
 	}
-	if next.calls != 4 { // one for "a", three for the uncached unknown id
-		t.Errorf("%d lookups, want 4", next.calls)
+	for _, path := range []string{"/metrics", "/readyz"} {
+		resp, err := http.Get(b.admin.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("admin GET %s: %d, want 200", path, resp.StatusCode)
+		}
 	}
-	now = now.Add(31 * time.Second)
-	delete(next.subs, "a")
-	if _, err := c.Subscription(context.Background(), "a"); err == nil {
-		t.Error("a deleted subscription outlived the cache's TTL")
+}
+
+func TestAdminTokenIsRequiredWhenSet(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	const token = "0123456789abcdef0123456789abcdef"
+	srv, err := New(Options{Registerer: reg, Gatherer: reg, Logger: zerolog.Nop(), AdminToken: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		auth string
+		want int
+	}{
+		{"", http.StatusUnauthorized},
+		{"Bearer wrong", http.StatusUnauthorized},
+		{"Bearer " + token + "x", http.StatusUnauthorized},
+		{"Basic " + token, http.StatusUnauthorized},
+		{"Bearer " + token, http.StatusOK},
+	} {
+		for _, path := range []string{"/readyz", "/metrics"} {
+			req := httptest.NewRequest(http.MethodGet, path, nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			rec := httptest.NewRecorder()
+			srv.Admin().ServeHTTP(rec, req)
+			if rec.Code != tc.want {
+				t.Errorf("%s with %q: %d, want %d", path, tc.auth, rec.Code, tc.want)
+			}
+		}
+	}
+}
+
+func TestAnOverlongValidationTokenIsRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	long := strings.Repeat("a", maxValidationToken+1)
+	resp := b.post(t, "/webhooks/graph?validationToken="+long, "text/plain", nil)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("status %d, want 400", resp.StatusCode)
+	}
+	ok := strings.Repeat("a", maxValidationToken)
+	resp = b.post(t, "/webhooks/graph?validationToken="+ok, "text/plain", nil)
+	if body, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK || string(body) != ok {
+		t.Fatalf("a 1 KiB token: status %d", resp.StatusCode)
+	}
+}
+
+// forgedBatch is a body of n items naming subscriptions that do not exist.
+func forgedBatch(n int) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"value":[`)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"subscriptionId":"x%d"}`, i)
+	}
+	b.WriteString(`]}`)
+	return b.Bytes()
+}
+
+func TestForgedTrafficCostsNoDatabaseReadAndFewLogLines(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "state.db"), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	queue, err := st.NewQueue(&river.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &countingSubscriptions{subs: []store.Subscription{{ID: subID, Mailbox: mailbox, ClientState: secret}}}
+	var logs logBuffer
+	reg := prometheus.NewRegistry()
+	srv, err := New(Options{Subscriptions: src, Enqueuer: queue, TenantID: tenant,
+		Registerer: reg, Gatherer: reg, Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Public())
+	t.Cleanup(hs.Close)
+	post := func(body []byte) int {
+		resp, err := http.Post(hs.URL+"/webhooks/graph", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	// Batches within the item limit: every item dropped from memory.
+	for i := 0; i < 20; i++ {
+		if code := post(forgedBatch(DefaultMaxBatchItems)); code != http.StatusAccepted {
+			t.Fatalf("forged batch: %d", code)
+		}
+	}
+	// 1 MiB of forged items: refused whole, unread by the database.
+	big := forgedBatch(37000)
+	if len(big) > 1<<20 || len(big) < 1<<20-100<<10 {
+		t.Fatalf("the forged body is %d bytes, not about 1 MiB", len(big))
+	}
+	if code := post(big); code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("1 MiB forged batch: %d, want 413", code)
+	}
+	if n := src.loads(); n > 2 {
+		t.Errorf("%d subscription loads for 20,000 forged items; want at most 2", n)
+	}
+	if v := testutil.ToFloat64(srv.metrics.dropped.WithLabelValues(endpointNotifications, dropUnknownSubscription)); v != 20*DefaultMaxBatchItems {
+		t.Errorf("dropped{unknown_subscription} = %v", v)
+	}
+	// The legitimate notification right after is queued.
+	if code := post(batch(item(subID, secret, tenant, "AAMk-real"))); code != http.StatusAccepted {
+		t.Fatalf("real notification: %d", code)
+	}
+	var n int
+	if err := st.DB().QueryRow(`SELECT count(*) FROM river_job`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d jobs after the flood, want the real one: %v", n, err)
+	}
+	// A summary line, not one line per item.
+	lines := strings.Count(logs.String(), "notification items dropped")
+	if lines < 1 || lines > 3 {
+		t.Errorf("%d summary lines for 21 forged requests within a second, want 1..3", lines)
+	}
+	if !strings.Contains(logs.String(), `"unknown_subscription":1000`) {
+		t.Errorf("the summary does not count by reason:\n%s", logs.String())
 	}
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -8,11 +9,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
@@ -34,7 +36,13 @@ const (
 	dropTenant              = "tenant"
 	dropChangeType          = "change_type"
 	dropUnknownEvent        = "unknown_event"
+	dropTooManyItems        = "too_many_items"
+	dropMalformedBody       = "malformed_body"
 )
+
+// maxValidationToken bounds the validationToken echoed in the handshake.
+// Graph's tokens are a few hundred characters.
+const maxValidationToken = 1024
 
 // maxIDLength bounds the ids accepted from a notification. Graph's immutable
 // message ids are about 150 characters; anything far longer is hostile.
@@ -54,8 +62,59 @@ type notification struct {
 	LifecycleEvent string `json:"lifecycleEvent"`
 }
 
-type notificationBatch struct {
-	Value *[]json.RawMessage `json:"value"`
+var errTooManyItems = errors.New("too many notification items")
+
+// decodeBatch reads the items of a notification collection
+// ({"value":[…], …}) one at a time, and stops at the first item beyond max
+// with errTooManyItems, so an oversized forged body costs no more than max
+// items of work. Other members are skipped.
+func decodeBatch(body []byte, max int) ([]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	var items []json.RawMessage
+	found := false
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		if key, _ := t.(string); key != "value" || found {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		found = true
+		if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+			return nil, errors.New("value is not an array")
+		}
+		for dec.More() {
+			if len(items) == max {
+				return items, errTooManyItems
+			}
+			var it json.RawMessage
+			if err := dec.Decode(&it); err != nil {
+				return nil, err
+			}
+			items = append(items, it)
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, errors.New("no value array")
+	}
+	if items == nil {
+		items = []json.RawMessage{}
+	}
+	return items, nil
 }
 
 func (s *Server) handleNotifications(w http.ResponseWriter, r *http.Request) {
@@ -73,14 +132,19 @@ type jobFor func(n notification, sub store.Subscription, log zerolog.Logger) (ri
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request, endpoint string, toJob jobFor) {
 	start := time.Now()
 	log := s.opts.Logger.With().Str("component", "webhook").Str("endpoint", endpoint).
-		Str("request_id", middleware.GetReqID(r.Context())).Logger()
+		Str("request_id", requestIDOf(r.Context())).Logger()
 
 	if tokens, ok := r.URL.Query()["validationToken"]; ok {
-		s.metrics.handshakes.WithLabelValues(endpoint).Inc()
 		token := ""
 		if len(tokens) > 0 {
 			token = tokens[0]
 		}
+		if len(token) > maxValidationToken {
+			s.metrics.dropped.WithLabelValues(endpoint, "validation_token_too_long").Inc()
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: "validationToken too long"})
+			return
+		}
+		s.metrics.handshakes.WithLabelValues(endpoint).Inc()
 		// The token is echoed exactly, as Graph requires. Served as
 		// text/plain with nosniff and a CSP that forbids everything, a
 		// token holding markup cannot run in a browser.
@@ -111,20 +175,26 @@ func (s *Server) acceptBatch(w http.ResponseWriter, r *http.Request, endpoint st
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: "unreadable body"})
 		return http.StatusBadRequest
 	}
-	var batch notificationBatch
-	if err := json.Unmarshal(body, &batch); err != nil || batch.Value == nil {
-		msg := "body must be a JSON object with a \"value\" array"
-		log.Warn().Err(err).Int("bytes", len(body)).Msg("malformed notification body: " + msg)
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: msg})
+	items, err := decodeBatch(body, s.opts.MaxBatchItems)
+	switch {
+	case errors.Is(err, errTooManyItems):
+		s.metrics.dropped.WithLabelValues(endpoint, dropTooManyItems).Inc()
+		s.drops.report(endpoint, requestIDOf(r.Context()), len(items), map[string]int{dropTooManyItems: 1})
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("at most %d notifications per request", s.opts.MaxBatchItems)})
+		return http.StatusRequestEntityTooLarge
+	case err != nil:
+		s.metrics.dropped.WithLabelValues(endpoint, dropMalformedBody).Inc()
+		s.drops.report(endpoint, requestIDOf(r.Context()), 0, map[string]int{dropMalformedBody: 1})
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "body must be a JSON object with a \"value\" array"})
 		return http.StatusBadRequest
 	}
-	items := *batch.Value
 	s.metrics.received.WithLabelValues(endpoint).Add(float64(len(items)))
 
 	var params []river.InsertManyParams
 	seen := map[string]bool{}
 	batchDups := 0
-	for i, raw := range items {
+	var drops map[string]int
+	for _, raw := range items {
 		args, reason, err := s.checkItem(r.Context(), raw, toJob, log)
 		if err != nil {
 			log.Error().Err(err).Msg("could not check notifications; answering 503 so Graph retries (check the database)")
@@ -132,8 +202,10 @@ func (s *Server) acceptBatch(w http.ResponseWriter, r *http.Request, endpoint st
 			return http.StatusServiceUnavailable
 		}
 		if reason != "" {
-			s.metrics.dropped.WithLabelValues(endpoint, reason).Inc()
-			log.Warn().Int("item", i).Str("reason", reason).Msg("notification dropped")
+			if drops == nil {
+				drops = map[string]int{}
+			}
+			drops[reason]++
 			continue
 		}
 		// Graph batches may repeat an item; the queue's unique insert
@@ -149,6 +221,12 @@ func (s *Server) acceptBatch(w http.ResponseWriter, r *http.Request, endpoint st
 		}
 		seen[args.Kind()+string(key)] = true
 		params = append(params, river.InsertManyParams{Args: args})
+	}
+	if len(drops) > 0 {
+		for reason, n := range drops {
+			s.metrics.dropped.WithLabelValues(endpoint, reason).Add(float64(n))
+		}
+		s.drops.report(endpoint, requestIDOf(r.Context()), len(items), drops)
 	}
 	if len(params) > 0 {
 		results, err := s.opts.Enqueuer.InsertMany(r.Context(), params)
@@ -181,12 +259,15 @@ func (s *Server) checkItem(ctx context.Context, raw json.RawMessage, toJob jobFo
 	if err := json.Unmarshal(raw, &n); err != nil || !validID(n.SubscriptionID) {
 		return nil, dropMalformed, nil
 	}
-	sub, err := s.opts.Subscriptions.Subscription(ctx, n.SubscriptionID)
-	if errors.Is(err, store.ErrNotFound) {
+	if s.subs == nil {
 		return nil, dropUnknownSubscription, nil
 	}
+	sub, ok, err := s.subs.lookup(ctx, n.SubscriptionID)
 	if err != nil {
-		return nil, "", fmt.Errorf("look up subscription %s: %w", n.SubscriptionID, err)
+		return nil, "", fmt.Errorf("load subscriptions: %w", err)
+	}
+	if !ok {
+		return nil, dropUnknownSubscription, nil
 	}
 	if subtle.ConstantTimeCompare([]byte(n.ClientState), []byte(sub.ClientState)) != 1 {
 		return nil, dropClientState, nil
@@ -210,13 +291,11 @@ func (s *Server) messageJob(n notification, sub store.Subscription, _ zerolog.Lo
 	return jobs.ProcessMessage{Mailbox: sub.Mailbox, MessageID: n.ResourceData.ID, Source: "notification"}, ""
 }
 
-func (s *Server) lifecycleJob(n notification, sub store.Subscription, log zerolog.Logger) (river.JobArgs, string) {
+func (s *Server) lifecycleJob(n notification, sub store.Subscription, _ zerolog.Logger) (river.JobArgs, string) {
 	switch n.LifecycleEvent {
 	case jobs.EventReauthorizationRequired, jobs.EventSubscriptionRemoved, jobs.EventMissed:
 		return jobs.Lifecycle{SubscriptionID: sub.ID, Event: n.LifecycleEvent, Mailbox: sub.Mailbox}, ""
 	}
-	log.Warn().Str("subscription_id", sub.ID).Str("event", truncate(n.LifecycleEvent, 64)).
-		Msg("unknown lifecycle event ignored")
 	return nil, dropUnknownEvent
 }
 
@@ -234,9 +313,43 @@ func validID(id string) bool {
 	return true
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
+// dropLog writes one summary line per request whose items were dropped, with
+// the counts by reason, at most one line per second: a flood of forged
+// requests costs a few log lines, and the next line says how many requests
+// were not logged.
+type dropLog struct {
+	log        zerolog.Logger
+	now        func() time.Time
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func newDropLog(log zerolog.Logger, now func() time.Time) *dropLog {
+	return &dropLog{log: log, now: now}
+}
+
+func (d *dropLog) report(endpoint, requestID string, items int, counts map[string]int) {
+	now := d.now()
+	d.mu.Lock()
+	if !d.last.IsZero() && now.Sub(d.last) < time.Second {
+		d.suppressed++
+		d.mu.Unlock()
+		return
 	}
-	return s[:n] + "…"
+	suppressed := d.suppressed
+	d.last, d.suppressed = now, 0
+	d.mu.Unlock()
+	reasons := make([]string, 0, len(counts))
+	for r := range counts {
+		reasons = append(reasons, r)
+	}
+	sort.Strings(reasons)
+	dict := zerolog.Dict()
+	for _, r := range reasons {
+		dict = dict.Int(r, counts[r])
+	}
+	d.log.Warn().Str("component", "webhook").Str("endpoint", endpoint).Str("request_id", requestID).
+		Int("items", items).Dict("dropped", dict).Int("requests_not_logged_before", suppressed).
+		Msg("notification items dropped (unknown subscription, wrong clientState or tenant, malformed); a steady stream means forged traffic or a stale subscription")
 }

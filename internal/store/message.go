@@ -71,6 +71,20 @@ func (s *Store) SaveRecordTx(ctx context.Context, tx *sql.Tx, mailbox, messageID
 	return nil
 }
 
+// ForgetEndedJobsTx deletes, inside tx, the ended (discarded or cancelled)
+// jobs of an email that has just got its record: they no longer need an
+// operator, and would otherwise stay in the discarded counts. It returns how
+// many it deleted.
+func (s *Store) ForgetEndedJobsTx(ctx context.Context, tx *sql.Tx, mailbox, messageID string) (int64, error) {
+	res, err := tx.ExecContext(ctx, `
+		DELETE FROM river_job WHERE kind = 'process_message' AND state IN ('discarded', 'cancelled')
+		AND args->>'mailbox' = $1 AND args->>'message_id' = $2`, mailbox, messageID)
+	if err != nil {
+		return 0, fmt.Errorf("forget ended jobs of %s/%s: %w", mailbox, messageID, err)
+	}
+	return res.RowsAffected()
+}
+
 // ForgetMessage deletes what is stored for one email, so that a replay goes
 // through the whole pipeline again.
 func (s *Store) ForgetMessage(ctx context.Context, mailbox, messageID string) error {

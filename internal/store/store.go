@@ -39,6 +39,8 @@ type Store struct {
 	driver *riversqlite.Driver
 	log    zerolog.Logger
 	now    func() time.Time
+	// unlock releases OpenExclusive's lock; nil after Open.
+	unlock func() error
 }
 
 // Open opens the database named by rawURL (sqlite://PATH), creating the
@@ -190,8 +192,25 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// ProbeWrite rewrites the heartbeat row: it fails when the database cannot
+// take writes (disk full, read-only), which readiness reports.
+func (s *Store) ProbeWrite(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO m2a_heartbeat (id, written_at) VALUES (1, $1)
+		ON CONFLICT (id) DO UPDATE SET written_at = excluded.written_at`, s.now().UTC()); err != nil {
+		return fmt.Errorf("write to the database: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database and releases the lock of OpenExclusive.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.unlock != nil {
+		err = errors.Join(err, s.unlock())
+		s.unlock = nil
+	}
+	return err
+}
 
 // JobCounts returns the number of queue jobs in each state.
 func (s *Store) JobCounts(ctx context.Context) (map[string]int, error) {

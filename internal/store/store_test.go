@@ -3,10 +3,16 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 )
 
@@ -32,8 +38,9 @@ func TestOpenCreatesDirectoryAndMigratesOnce(t *testing.T) {
 	if err := s.DB().QueryRow(`SELECT count(*) FROM m2a_migration`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 2 {
-		t.Errorf("%d migration rows, want 2", n)
+	files, _ := fs.Glob(migrations, "migrations/*.sql")
+	if n != len(files) || n < 3 {
+		t.Errorf("%d migration rows, want one per file (%d)", n, len(files))
 	}
 	for _, table := range []string{"river_job", "m2a_subscription", "m2a_message", "m2a_delta_link"} {
 		if _, err := s.DB().Exec(`SELECT count(*) FROM ` + table); err != nil {
@@ -124,5 +131,158 @@ func TestMessageIntentThenRecord(t *testing.T) {
 	}
 	if _, err := s.Message(ctx, "mb", "m1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("after forget: %v", err)
+	}
+}
+
+func TestASecondServiceOnTheSameDatabaseIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := "sqlite://" + filepath.Join(t.TempDir(), "state.db")
+	first, err := OpenExclusive(ctx, url, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenExclusive(ctx, url, zerolog.Nop())
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) || !strings.Contains(err.Error(), "PostgreSQL") {
+		t.Fatalf("second exclusive open: %v", err)
+	}
+	// Operator commands open beside the service.
+	op, err := Open(ctx, url, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := op.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = op.Close()
+	if err := first.Ping(ctx); err != nil {
+		t.Fatalf("the first service's database: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := OpenExclusive(ctx, url, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	_ = again.Close()
+}
+
+func TestWritesAndIntegrityAreCheckedAtStart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	url := "sqlite://" + filepath.Join(dir, "state.db")
+	s, err := OpenExclusive(ctx, url, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ProbeWrite(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A lease left by a process that died is released at the next start.
+	if ok, err := s.TryAcquireLease(ctx, "subscriptions", "dead-process", time.Now(), time.Hour); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	_ = s.Close()
+	s, err = OpenExclusive(ctx, url, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.TryAcquireLease(ctx, "subscriptions", "new-process", time.Now(), time.Hour); err != nil || !ok {
+		t.Fatalf("the dead process's lease was not released: %v %v", ok, err)
+	}
+	_ = s.Close()
+
+	// A damaged file is refused with the ways to recover.
+	path := filepath.Join(dir, "state.db")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 4096 + 100; i < len(b) && i < 4096*3; i++ {
+		b[i] ^= 0xA5
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenExclusive(ctx, url, zerolog.Nop())
+	if err == nil || !strings.Contains(err.Error(), "restore the last backup") && !strings.Contains(err.Error(), "malformed") {
+		t.Fatalf("a damaged database was opened: %v", err)
+	}
+}
+
+func TestAReadOnlyDatabaseIsNamedAtStart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "state.db")
+	s, err := Open(ctx, "sqlite://"+path, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	if os.Geteuid() == 0 {
+		// Root writes read-only files: make the directory a read-only
+		// mount instead, as a volume mounted :ro would be.
+		if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {
+			t.Skipf("cannot bind-mount as root here: %v %s", err, out)
+		}
+		t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
+		if out, err := exec.Command("mount", "-o", "remount,ro,bind", dir).CombinedOutput(); err != nil {
+			t.Skipf("cannot remount read-only: %v %s", err, out)
+		}
+	} else if err := os.Chmod(path, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenExclusive(ctx, "sqlite://"+path, zerolog.Nop())
+	if err == nil || !strings.Contains(err.Error(), "not writable") {
+		t.Fatalf("a read-only database: %v", err)
+	}
+}
+
+type testArgs struct {
+	Mailbox   string `json:"mailbox"`
+	MessageID string `json:"message_id"`
+}
+
+func (testArgs) Kind() string { return "process_message" }
+
+func TestEndedJobsOfAProcessedEmailAreForgotten(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "state.db"))
+	q, err := s.NewQueue(&river.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, a := range []testArgs{{"mb", "m1"}, {"mb", "m1"}, {"mb", "m2"}, {"other", "m1"}} {
+		r, err := q.Insert(ctx, a, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.Job.ID)
+	}
+	// The first three ended; the fourth (another mailbox) too.
+	if _, err := s.DB().Exec(`UPDATE river_job SET state = 'discarded', finalized_at = CURRENT_TIMESTAMP WHERE id IN ($1, $2, $3)`, ids[0], ids[2], ids[3]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().Exec(`UPDATE river_job SET state = 'cancelled', finalized_at = CURRENT_TIMESTAMP WHERE id = $1`, ids[1]); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.ForgetEndedJobsTx(ctx, tx, "mb", "m1")
+	if err != nil || n != 2 {
+		t.Fatalf("forgot %d jobs: %v", n, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := s.DB().QueryRow(`SELECT count(*) FROM river_job`).Scan(&left); err != nil || left != 2 {
+		t.Fatalf("%d jobs left, want 2: %v", left, err)
 	}
 }
