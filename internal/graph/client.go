@@ -419,7 +419,11 @@ func newHTTPClient(cfg Config, limits *mailboxLimits) *http.Client {
 			return true
 		},
 	}
-	kiota, err := khttp.GetDefaultMiddlewaresWithOptions(retryOpts)
+	// Request bodies go uncompressed: kiota-http-go v1.5.4 retries a
+	// compressed POST or PATCH with the gzip header but the plain body,
+	// which Graph refuses with 400 (kiota-http-go#183). Bodies here are
+	// small (categories, a move, a subscription, an acknowledgment).
+	kiota, err := khttp.GetDefaultMiddlewaresWithOptions(retryOpts, khttp.NewCompressionOptionsReference(false))
 	if err != nil {
 		// Only unknown option types fail; the retry option is known.
 		kiota = khttp.GetDefaultMiddlewares()

@@ -29,6 +29,7 @@ const (
 	RouteDelta              Route = "GET delta"
 	RouteListFolders        Route = "GET mailFolders"
 	RouteGetFolder          Route = "GET mailFolder"
+	RouteSendMail           Route = "POST sendMail"
 )
 
 // Fault makes matching requests fail or slow down.

@@ -160,8 +160,25 @@ func (s *Server) routeUser(w http.ResponseWriter, r *http.Request, user string, 
 	done := func() { once.Do(release) }
 	defer done()
 	w = &releaseOnWrite{ResponseWriter: w, release: done}
-	if access == AccessNone {
+	if access.level() == AccessNone {
 		writeError(w, http.StatusForbidden, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+		return
+	}
+	if len(rest) == 1 && isSendMailSegment(rest[0]) {
+		if r.Method != http.MethodPost {
+			writeError(w, http.StatusMethodNotAllowed, "BadRequest", "sendMail supports POST only.")
+			return
+		}
+		if s.withFault(w, r, RouteSendMail, mbID) {
+			return
+		}
+		if !access.canSend() {
+			// What Graph answers an application without Mail.Send
+			// (AzureCAT-GSI/DevCamp#44, msgraph-sdk-php#1204).
+			writeError(w, http.StatusForbidden, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+			return
+		}
+		s.sendMail(w, r, mb, body)
 		return
 	}
 
@@ -237,7 +254,7 @@ func (s *Server) routeUser(w http.ResponseWriter, r *http.Request, user string, 
 	if s.withFault(w, r, route, mbID) {
 		return
 	}
-	if (route == RouteUpdateMessage || route == RouteMoveMessage || route == RouteDeleteMessage) && access != AccessReadWrite {
+	if (route == RouteUpdateMessage || route == RouteMoveMessage || route == RouteDeleteMessage) && access.level() != AccessReadWrite {
 		writeError(w, http.StatusForbidden, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
 		return
 	}

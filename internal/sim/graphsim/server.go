@@ -2,14 +2,15 @@
 // Microsoft Graph that mail2archer uses: an Entra ID token endpoint for the
 // client-credentials flow, change-notification subscriptions with the real
 // validation handshake, notification and lifecycle delivery, message reads
-// ($select, attachments, $value), folder delta queries, mailbox write-back
-// and Outlook's per-mailbox throttling.
+// ($select, attachments, $value), folder delta queries, mailbox write-back,
+// sendMail and Outlook's per-mailbox throttling.
 //
 // A Server is an http.Handler: tests mount it on httptest (TLS when the real
 // azidentity credential is used, since the authority must be https), the
 // sandbox serves it on its own port. Messages are stored as raw MIME and
 // their Graph view is derived from it. The control methods (AddMailbox,
-// Deliver, Lifecycle, SetFaults, Advance, ...) drive it from Go.
+// Deliver, Lifecycle, SetFaults, Advance, SentMessages, ...) drive it from
+// Go; GET /sim/sent.json lists the messages sent through sendMail.
 package graphsim
 
 import (
@@ -132,6 +133,7 @@ type Server struct {
 	rng       *rand.Rand
 	seq       int64
 	gzip415   bool
+	sent      []SentMessage
 
 	deliveries deliveryTracker
 	ctx        context.Context
@@ -276,10 +278,13 @@ func (s *Server) Reject415(on bool) {
 	s.mu.Unlock()
 }
 
-// ServeHTTP routes token-endpoint and Graph requests.
+// ServeHTTP routes token-endpoint and Graph requests, and serves the
+// read-only view /sim/sent.json without authentication.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.EscapedPath()
 	switch {
+	case strings.EqualFold(path, "/sim/sent.json"):
+		s.serveSentJSON(w, r)
 	case strings.HasPrefix(path, "/v1.0/"):
 		s.serveGraph(w, r)
 	case strings.HasSuffix(path, "/v2.0/.well-known/openid-configuration"):

@@ -8,7 +8,9 @@ import (
 )
 
 // Access is what the application may do in one mailbox, as granted by its
-// application permissions and any application access policy.
+// application permissions and any application access policy: one of the
+// levels AccessReadWrite, AccessRead and AccessNone, optionally combined
+// with the flag AccessNoSend.
 type Access int
 
 const (
@@ -17,9 +19,23 @@ const (
 	// AccessRead is Mail.Read: reads and subscriptions only.
 	AccessRead
 	// AccessNone denies every call on the mailbox (no consent, or an
-	// application access policy excluding it).
+	// application access policy excluding it), sendMail included.
 	AccessNone
 )
+
+// AccessNoSend withholds Mail.Send, which is granted by default. Combined
+// with a level (AccessRead|AccessNoSend), the mailbox stays readable while
+// POST /users/{id}/sendMail answers 403 ErrorAccessDenied, as Graph does
+// for an application without the Mail.Send application permission
+// (learn.microsoft.com/graph/api/user-sendmail, "Permissions").
+const AccessNoSend Access = 1 << 8
+
+// level is the read/write level without the Mail.Send flag.
+func (a Access) level() Access { return a &^ AccessNoSend }
+
+// canSend reports whether sendMail is allowed: Mail.Send is granted and no
+// access policy excludes the mailbox.
+func (a Access) canSend() bool { return a&AccessNoSend == 0 && a.level() != AccessNone }
 
 // Well-known folder names the simulator creates in every mailbox.
 var wellKnownFolders = []struct{ wk, name string }{
@@ -143,7 +159,8 @@ func (s *Server) FolderID(mailboxName, folderName string) (string, error) {
 	return f.id, nil
 }
 
-// SetAccess sets what the application may do in a mailbox.
+// SetAccess sets what the application may do in a mailbox, for example
+// AccessRead, or AccessReadWrite|AccessNoSend to take Mail.Send away.
 func (s *Server) SetAccess(mailboxName string, a Access) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -341,34 +358,40 @@ func (s *Server) DeliverBatch(items []DeliverItem) ([]string, error) {
 	// Graph reports receivedDateTime with whole seconds.
 	now := s.nowLocked().Truncate(time.Second)
 	for i, it := range items {
-		v := views[i]
-		if v.internetMessageID == "" {
-			v.internetMessageID = "<" + strings.ReplaceAll(newGUID(), "-", "") + "@graphsim.local>"
-			if v.conversationKey == "" {
-				v.conversationKey = v.internetMessageID
-			}
-		}
-		m := &message{
-			immutableID:  newItemID("AAkALgAAAAAAHYQDEapmEc2byACqAC", 90),
-			restID:       newItemID("AAMkAD", 114),
-			folderID:     targets[i].f.id,
-			mime:         append([]byte(nil), it.MIME...),
-			view:         v,
-			received:     now,
-			lastModified: now,
-			changeKey:    newItemID("CQAAABYAAAD", 12),
-		}
-		for range v.attachments {
-			m.attachIDs = append(m.attachIDs, newItemID("AAMkADAtt", 60))
-		}
-		mb := targets[i].mb
-		mb.byID[m.immutableID] = m
-		mb.byID[m.restID] = m
-		s.recordChangeLocked(mb, change{folderID: m.folderID, msg: m, restID: m.restID})
-		notes = append(notes, s.notificationsLocked(mb, m, m.folderID, "created")...)
+		m, n := s.storeLocked(targets[i].mb, targets[i].f, it.MIME, views[i], now)
+		notes = append(notes, n...)
 		ids[i] = m.restID
 	}
 	s.mu.Unlock()
 	s.dispatch(notes)
 	return ids, nil
+}
+
+// storeLocked creates a message from raw MIME and its view in folder f,
+// records the change for delta queries and returns the notifications to
+// dispatch once s.mu is released; s.mu must be held.
+func (s *Server) storeLocked(mb *mailbox, f *folder, raw []byte, v *mimeView, now time.Time) (*message, []pendingNote) {
+	if v.internetMessageID == "" {
+		v.internetMessageID = "<" + strings.ReplaceAll(newGUID(), "-", "") + "@graphsim.local>"
+		if v.conversationKey == "" {
+			v.conversationKey = v.internetMessageID
+		}
+	}
+	m := &message{
+		immutableID:  newItemID("AAkALgAAAAAAHYQDEapmEc2byACqAC", 90),
+		restID:       newItemID("AAMkAD", 114),
+		folderID:     f.id,
+		mime:         append([]byte(nil), raw...),
+		view:         v,
+		received:     now,
+		lastModified: now,
+		changeKey:    newItemID("CQAAABYAAAD", 12),
+	}
+	for range v.attachments {
+		m.attachIDs = append(m.attachIDs, newItemID("AAMkADAtt", 60))
+	}
+	mb.byID[m.immutableID] = m
+	mb.byID[m.restID] = m
+	s.recordChangeLocked(mb, change{folderID: m.folderID, msg: m, restID: m.restID})
+	return m, s.notificationsLocked(mb, m, m.folderID, "created")
 }

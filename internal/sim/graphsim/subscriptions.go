@@ -139,7 +139,7 @@ func (s *Server) parseResourceLocked(res string) (mb *mailbox, folderID string, 
 	if mb == nil {
 		return nil, "", http.StatusNotFound, "ExtensionError", "Operation: Create; Exception: [Status Code: NotFound; Reason: The requested user '" + user + "' is invalid.]"
 	}
-	if mb.access == AccessNone {
+	if mb.access.level() == AccessNone {
 		return nil, "", http.StatusForbidden, "ExtensionError", "Operation: Create; Exception: [Status Code: Forbidden; Reason: Access is denied. Check credentials and try again.]"
 	}
 	fname := m[3]
