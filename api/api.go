@@ -1,7 +1,7 @@
 // Package api holds mail2archer's contracts as files: the OpenAPI
 // description of its HTTP routes, the mapping file's JSON schema and the
-// example mapping for the simulator's Archer application. The files are
-// embedded so the sandbox and the checks can use them without a checkout.
+// example mapping for the simulator's Archer application. The example is
+// embedded, so the sandbox and the bench use it without a checkout.
 package api
 
 import _ "embed"
@@ -10,8 +10,3 @@ import _ "embed"
 //
 //go:embed mapping.example.yaml
 var MappingExample []byte
-
-// MappingSchema is mapping.schema.json.
-//
-//go:embed mapping.schema.json
-var MappingSchema []byte

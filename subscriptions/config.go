@@ -4,12 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/rs/zerolog"
 )
 
 // Limits and defaults of the configuration.
@@ -98,10 +96,14 @@ type Config struct {
 type Options struct {
 	// Clock is the time source; default the system clock.
 	Clock Clock
-	// Logger receives the Manager's logs; default no logging.
-	Logger zerolog.Logger
-	// Registerer receives the Manager's metrics; nil registers none.
-	Registerer prometheus.Registerer
+	// Logger receives the Manager's logs; nil discards them.
+	Logger *slog.Logger
+	// OnEvent, when set, receives every Event: each creation, renewal and
+	// reauthorization with its outcome, each lifecycle event acted on, each
+	// resync round and each change of leadership. It is called from the
+	// Manager's goroutines, possibly from several at once, and must return
+	// quickly without blocking: the Manager waits for it.
+	OnEvent func(Event)
 	// Rand is the source of clientState secrets and jitter; default
 	// crypto/rand.
 	Rand io.Reader

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/mail2archer/mail2archer/subscriptions"
 	"github.com/mail2archer/mail2archer/subscriptions/subscriptionstest"
 )
@@ -81,19 +79,6 @@ func TestHTTPURLsOnlyWhenAllowed(t *testing.T) {
 	}
 }
 
-func TestOneManagerPerRegistry(t *testing.T) {
-	t.Parallel()
-	reg := prometheus.NewRegistry()
-	clock := subscriptionstest.NewClock(t0)
-	g, s, q := subscriptionstest.NewGraph(clock), subscriptionstest.NewStore(), subscriptionstest.NewQueue()
-	if _, err := subscriptions.New(baseConfig(), g, s, q, subscriptions.Options{Clock: clock, Registerer: reg}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := subscriptions.New(baseConfig(), g, s, q, subscriptions.Options{Clock: clock, Registerer: reg}); err == nil {
-		t.Fatal("a second Manager registered the same metrics")
-	}
-}
-
 func TestRandomSourceFailureIsAnError(t *testing.T) {
 	t.Parallel()
 	clock := subscriptionstest.NewClock(t0)
@@ -104,8 +89,8 @@ func TestRandomSourceFailureIsAnError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := m.SyncOnce(t.Context())
+	rep, err := m.ReconcileOnce(t.Context())
 	if err == nil || !strings.Contains(err.Error(), "clientState") || !rep.Managed {
-		t.Fatalf("SyncOnce = %+v, %v", rep, err)
+		t.Fatalf("ReconcileOnce = %+v, %v", rep, err)
 	}
 }

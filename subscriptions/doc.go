@@ -12,8 +12,11 @@
 // The Manager depends on four small interfaces declared here: Graph (the six
 // calls it makes), Store (subscription secrets, delta links, a lease and
 // write-once settings), Queue (where found messages go) and Clock. It imports
-// no Graph SDK, so it is cheap to build and to test; package
-// subscriptionstest holds in-memory fakes of all four.
+// only the standard library, so it is cheap to build and to test; package
+// subscriptionstest holds in-memory fakes of all four. It logs through a
+// log/slog Logger and reports what it does (creations, renewals, resyncs,
+// changes of leadership) as Events to a callback, which a service may turn
+// into metrics.
 //
 // Several replicas may run a Manager against one database: a lease in the
 // Store elects the one that acts, the others stand by and take over within

@@ -69,7 +69,7 @@ func ExampleManager_Resync() {
 		return
 	}
 	ctx := context.Background()
-	if _, err := m.SyncOnce(ctx); err != nil { // subscribe and take the first delta link
+	if _, err := m.ReconcileOnce(ctx); err != nil { // subscribe and take the first delta link
 		fmt.Println(err)
 		return
 	}
@@ -118,4 +118,42 @@ func ExampleManager_HandleLifecycle() {
 	// Output:
 	// handled: <nil>
 	// now subscribed with: sub-2
+}
+
+// A service counts what the Manager does, into Prometheus counters for
+// instance, from Options.OnEvent. Here the events of one reconcile round
+// are printed.
+func ExampleEvent() {
+	clock := subscriptionstest.NewClock(time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC))
+	graph := subscriptionstest.NewGraph(clock)
+	graph.Deliver("phish@contoso.com", "Inbox") // arrived before the first subscription
+	m, err := subscriptions.New(subscriptions.Config{
+		Mailboxes:       []string{"phish@contoso.com"},
+		NotificationURL: "https://m2a.example.com/webhooks/graph",
+		LifecycleURL:    "https://m2a.example.com/webhooks/graph/lifecycle",
+	}, graph, subscriptionstest.NewStore(), subscriptionstest.NewQueue(), subscriptions.Options{
+		Clock: clock,
+		OnEvent: func(e subscriptions.Event) {
+			switch e.Kind {
+			case subscriptions.KindLeadership:
+				fmt.Println("leader:", e.Leader)
+			case subscriptions.KindResync:
+				fmt.Printf("resync of %s: %s, %d found, %d queued\n", e.Mailbox, e.Outcome, e.Found, e.Queued)
+			default:
+				fmt.Printf("%s of %s: %s\n", e.Kind, e.Mailbox, e.Outcome)
+			}
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if _, err := m.ReconcileOnce(context.Background()); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// leader: true
+	// create of phish@contoso.com: ok
+	// resync of phish@contoso.com: ok, 1 found, 1 queued
+	// leader: false
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -23,8 +24,8 @@ import (
 )
 
 // restGraph speaks Graph's REST API with net/http: the six calls the
-// Manager makes, mapped to its sentinel errors as the service's adapter
-// maps the SDK's.
+// Manager makes, mapped to its sentinel errors as the service's Graph
+// client maps the SDK's.
 type restGraph struct {
 	base   string // the simulator's root URL
 	client *http.Client
@@ -300,7 +301,8 @@ func (s *simBundle) newSimManager(t *testing.T, holder string) *subscriptions.Ma
 	t.Helper()
 	cfg := s.cfg
 	cfg.Holder = holder
-	m, err := subscriptions.New(cfg, s.rest, s.store, s.queue, subscriptions.Options{Clock: s.clock, Logger: zerolog.New(s.logs)})
+	m, err := subscriptions.New(cfg, s.rest, s.store, s.queue, subscriptions.Options{Clock: s.clock,
+		Logger: slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/rs/zerolog"
 
 	"github.com/mail2archer/mail2archer/subscriptions"
 	"github.com/mail2archer/mail2archer/subscriptions/subscriptionstest"
@@ -26,15 +23,15 @@ var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 
 // bundle is one test's Manager with its fakes.
 type bundle struct {
-	clock *subscriptionstest.Clock
-	graph *subscriptionstest.Graph
-	store subscriptions.Store
-	mem   *subscriptionstest.Store
-	queue *subscriptionstest.Queue
-	reg   *prometheus.Registry
-	logs  *syncBuffer
-	mgr   *subscriptions.Manager
-	cfg   subscriptions.Config
+	clock  *subscriptionstest.Clock
+	graph  *subscriptionstest.Graph
+	store  subscriptions.Store
+	mem    *subscriptionstest.Store
+	queue  *subscriptionstest.Queue
+	events *eventLog
+	logs   *syncBuffer
+	mgr    *subscriptions.Manager
+	cfg    subscriptions.Config
 
 	mu      sync.Mutex
 	running map[*subscriptions.Manager]bool
@@ -70,12 +67,12 @@ func baseConfig() subscriptions.Config {
 func setup(t *testing.T, edit func(*subscriptions.Config)) *bundle {
 	t.Helper()
 	b := &bundle{
-		clock: subscriptionstest.NewClock(t0),
-		mem:   subscriptionstest.NewStore(),
-		queue: subscriptionstest.NewQueue(),
-		reg:   prometheus.NewRegistry(),
-		logs:  &syncBuffer{},
-		cfg:   baseConfig(),
+		clock:  subscriptionstest.NewClock(t0),
+		mem:    subscriptionstest.NewStore(),
+		queue:  subscriptionstest.NewQueue(),
+		events: &eventLog{},
+		logs:   &syncBuffer{},
+		cfg:    baseConfig(),
 
 		running: map[*subscriptions.Manager]bool{},
 	}
@@ -85,18 +82,20 @@ func setup(t *testing.T, edit func(*subscriptions.Config)) *bundle {
 	if edit != nil {
 		edit(&b.cfg)
 	}
-	b.mgr = b.newManager(t, "replica-a", b.reg)
+	b.mgr = b.newManager(t, "replica-a")
 	return b
 }
 
-func (b *bundle) newManager(t *testing.T, holder string, reg prometheus.Registerer) *subscriptions.Manager {
+// newManager returns a Manager of the bundle's configuration under holder,
+// logging into b.logs and recording its events in b.events.
+func (b *bundle) newManager(t *testing.T, holder string) *subscriptions.Manager {
 	t.Helper()
 	cfg := b.cfg
 	cfg.Holder = holder
 	m, err := subscriptions.New(cfg, b.graph, b.store, b.queue, subscriptions.Options{
-		Clock:      b.clock,
-		Logger:     zerolog.New(b.logs),
-		Registerer: reg,
+		Clock:   b.clock,
+		Logger:  slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		OnEvent: b.events.record,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -207,40 +206,59 @@ func (b *bundle) stored(t *testing.T) map[string]subscriptions.Record {
 	return out
 }
 
-// counter returns the value of a metric with the given labels.
-func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if matches(m, labels) {
-				if c := m.GetCounter(); c != nil {
-					return c.GetValue()
-				}
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
+// eventLog records the events of the bundle's managers, in order.
+type eventLog struct {
+	mu     sync.Mutex
+	events []subscriptions.Event
 }
 
-func matches(m *dto.Metric, labels map[string]string) bool {
+func (l *eventLog) record(e subscriptions.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
+}
+
+// all returns a copy of the recorded events.
+func (l *eventLog) all() []subscriptions.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]subscriptions.Event(nil), l.events...)
+}
+
+// count returns how many events of kind with outcome (any outcome when "")
+// were recorded for mailbox (any mailbox when "").
+func (l *eventLog) count(kind subscriptions.Kind, mailbox string, outcome subscriptions.Outcome) int {
 	n := 0
-	for _, lp := range m.GetLabel() {
-		if v, ok := labels[lp.GetName()]; ok {
-			if v != lp.GetValue() {
-				return false
-			}
+	for _, e := range l.all() {
+		if e.Kind == kind && (mailbox == "" || e.Mailbox == mailbox) && (outcome == "" || e.Outcome == outcome) {
 			n++
 		}
 	}
-	return n == len(labels)
+	return n
+}
+
+// resynced returns the messages all recorded resync rounds found and
+// queued.
+func (l *eventLog) resynced() (found, queued int) {
+	for _, e := range l.all() {
+		if e.Kind == subscriptions.KindResync {
+			found += e.Found
+			queued += e.Queued
+		}
+	}
+	return found, queued
+}
+
+// leader returns the Leader of the last leadership event, false when none
+// was recorded.
+func (l *eventLog) leader() bool {
+	evs := l.all()
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].Kind == subscriptions.KindLeadership {
+			return evs[i].Leader
+		}
+	}
+	return false
 }
 
 var errBoom = errors.New("boom")

@@ -8,49 +8,30 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/mail2archer/mail2archer/internal/store"
 	"github.com/mail2archer/mail2archer/subscriptions"
 )
 
-// sqlStore adapts the service's state store to subscriptions.Store, as the
-// service does: the record types convert directly.
-type sqlStore struct{ *store.Store }
-
-func (s sqlStore) SaveSubscription(ctx context.Context, r subscriptions.Record) error {
-	return s.Store.SaveSubscription(ctx, store.Subscription(r))
-}
-
-func (s sqlStore) Subscriptions(ctx context.Context) ([]subscriptions.Record, error) {
-	subs, err := s.Store.Subscriptions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]subscriptions.Record, len(subs))
-	for i, sub := range subs {
-		out[i] = subscriptions.Record(sub)
-	}
-	return out, nil
-}
-
-func openSQL(t *testing.T) sqlStore {
+// openSQL opens the service's state store, which is a subscriptions.Store
+// as it is.
+func openSQL(t *testing.T) *store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "state.db"), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	return sqlStore{st}
+	return st
 }
 
 func TestTwoManagersOnOneDatabaseOnlyOneActs(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
 	b.store = openSQL(t)
-	a := b.newManager(t, "replica-a", prometheus.NewRegistry())
-	c := b.newManager(t, "replica-b", prometheus.NewRegistry())
+	a := b.newManager(t, "replica-a")
+	c := b.newManager(t, "replica-b")
 	stopA := b.run(t, a)
 	b.settle(t)
 	b.run(t, c)
@@ -113,7 +94,7 @@ func TestAStandbyTakesOverWhenTheLeaderDies(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	m := b.newManager(t, "replica-b", nil)
+	m := b.newManager(t, "replica-b")
 	b.run(t, m)
 	b.settle(t)
 	if m.Status()[0].Leader || b.graph.Calls("CreateSubscription") != 0 {

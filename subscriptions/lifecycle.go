@@ -6,11 +6,18 @@ import (
 	"fmt"
 )
 
-// Lifecycle events Graph sends for mail subscriptions.
+// The lifecycle events Graph sends for mail subscriptions, as they appear
+// in a lifecycle notification's lifecycleEvent field.
 const (
+	// EventReauthorizationRequired: Graph pauses delivery soon unless the
+	// subscription is reauthorized (or renewed).
 	EventReauthorizationRequired = "reauthorizationRequired"
-	EventSubscriptionRemoved     = "subscriptionRemoved"
-	EventMissed                  = "missed"
+	// EventSubscriptionRemoved: Graph removed the subscription; no more
+	// notifications come until a new one is created.
+	EventSubscriptionRemoved = "subscriptionRemoved"
+	// EventMissed: Graph could not deliver some notifications; the folder
+	// must be resynced to find their messages.
+	EventMissed = "missed"
 )
 
 // HandleLifecycle acts on a lifecycle event Graph sent for a subscription,
@@ -30,8 +37,8 @@ func (m *Manager) HandleLifecycle(ctx context.Context, subscriptionID, event str
 	defer done()
 	mb, ok := m.mailboxOf(subscriptionID)
 	if !ok {
-		m.log.Info().Str("subscription_id", subscriptionID).Str("event", event).
-			Msg("lifecycle event for a subscription that is not current; ignored")
+		m.log.Info("lifecycle event for a subscription that is not current; ignored",
+			"subscription_id", subscriptionID, "event", event)
 		return nil
 	}
 	lock := m.locks[mb]
@@ -42,21 +49,21 @@ func (m *Manager) HandleLifecycle(ctx context.Context, subscriptionID, event str
 	if m.snapshot(mb).sub.ID != subscriptionID {
 		return nil
 	}
-	log := m.log.With().Str("mailbox", mb).Str("subscription_id", subscriptionID).Str("event", event).Logger()
+	log := m.log.With("mailbox", mb, "subscription_id", subscriptionID, "event", event)
 	switch event {
 	case EventReauthorizationRequired:
 		return m.reauthorizeLocked(ctx, mb)
 	case EventSubscriptionRemoved:
-		log.Warn().Msg("Graph removed the subscription; creating a new one and resyncing")
-		m.metrics.lifecycle.WithLabelValues(mb, event).Inc()
+		log.Warn("Graph removed the subscription; creating a new one and resyncing")
+		m.emit(Event{Kind: KindLifecycle, Mailbox: mb, LifecycleEvent: event})
 		return m.replaceLocked(ctx, mb, "removed by Graph")
 	case EventMissed:
-		log.Warn().Msg("Graph missed notifications; resyncing")
-		m.metrics.lifecycle.WithLabelValues(mb, event).Inc()
+		log.Warn("Graph missed notifications; resyncing")
+		m.emit(Event{Kind: KindLifecycle, Mailbox: mb, LifecycleEvent: event})
 		_, err := m.resyncLocked(ctx, mb)
 		return err
 	default:
-		log.Warn().Msg("unknown lifecycle event ignored")
+		log.Warn("unknown lifecycle event ignored")
 		return nil
 	}
 }
@@ -64,27 +71,27 @@ func (m *Manager) HandleLifecycle(ctx context.Context, subscriptionID, event str
 // reauthorizeLocked answers reauthorizationRequired; the mailbox lock is
 // held.
 func (m *Manager) reauthorizeLocked(ctx context.Context, mb string) error {
-	m.metrics.lifecycle.WithLabelValues(mb, EventReauthorizationRequired).Inc()
+	m.emit(Event{Kind: KindLifecycle, Mailbox: mb, LifecycleEvent: EventReauthorizationRequired})
 	now := m.clock.Now()
 	st := m.snapshot(mb)
 	if !st.lastTouch.IsZero() && now.Sub(st.lastTouch) < ReauthorizeGap {
-		m.log.Debug().Str("mailbox", mb).Str("subscription_id", st.sub.ID).
-			Msg("reauthorization skipped: the subscription was renewed or reauthorized less than 10 minutes ago")
+		m.log.Debug("reauthorization skipped: the subscription was renewed or reauthorized less than 10 minutes ago",
+			"mailbox", mb, "subscription_id", st.sub.ID)
 		return nil
 	}
 	err := m.graph.ReauthorizeSubscription(ctx, st.sub.ID)
 	if errors.Is(err, ErrNotFound) {
-		m.metrics.reauthorizations.WithLabelValues(mb, outcomeNotFound).Inc()
-		m.log.Warn().Str("mailbox", mb).Str("subscription_id", st.sub.ID).
-			Msg("Graph no longer knows the subscription; creating a new one")
+		m.emit(Event{Kind: KindReauthorize, Mailbox: mb, Outcome: OutcomeNotFound})
+		m.log.Warn("Graph no longer knows the subscription; creating a new one",
+			"mailbox", mb, "subscription_id", st.sub.ID)
 		return m.replaceLocked(ctx, mb, "not found on reauthorization")
 	}
 	if err != nil {
-		m.metrics.reauthorizations.WithLabelValues(mb, outcomeError).Inc()
+		m.emit(Event{Kind: KindReauthorize, Mailbox: mb, Outcome: OutcomeError})
 		err = fmt.Errorf("reauthorize subscription %s of %s: %w", st.sub.ID, mb, err)
 		m.update(mb, func(st *mailboxState) { st.subErr = err })
-		m.log.Error().Err(err).Str("mailbox", mb).
-			Msg("cannot reauthorize the subscription; Graph pauses delivery until it is; check the application's Mail.Read permission")
+		m.log.Error("cannot reauthorize the subscription; Graph pauses delivery until it is; check the application's Mail.Read permission",
+			"error", err, "mailbox", mb)
 		return err
 	}
 	m.update(mb, func(st *mailboxState) {
@@ -95,7 +102,7 @@ func (m *Manager) reauthorizeLocked(ctx context.Context, mb string) error {
 			st.nextRenew = now.Add(ReauthorizeGap)
 		}
 	})
-	m.metrics.reauthorizations.WithLabelValues(mb, outcomeOK).Inc()
-	m.log.Info().Str("mailbox", mb).Str("subscription_id", st.sub.ID).Msg("subscription reauthorized")
+	m.emit(Event{Kind: KindReauthorize, Mailbox: mb, Outcome: OutcomeOK})
+	m.log.Info("subscription reauthorized", "mailbox", mb, "subscription_id", st.sub.ID)
 	return nil
 }

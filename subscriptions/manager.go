@@ -9,13 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/rs/zerolog"
 )
 
 // ErrNotLeader is returned by calls that only the replica holding the lease
@@ -23,8 +22,8 @@ import (
 // when it may run on the leader.
 var ErrNotLeader = errors.New("this replica does not manage the subscriptions now")
 
-// ErrRunning is returned by Run and SyncOnce while the Manager is already
-// running one of them.
+// ErrRunning is returned by Run and ReconcileOnce while the Manager is
+// already running one of them.
 var ErrRunning = errors.New("subscriptions manager already running")
 
 // Manager keeps one subscription per configured mailbox folder alive. Create
@@ -36,8 +35,8 @@ type Manager struct {
 	store   Store
 	queue   Queue
 	clock   Clock
-	log     zerolog.Logger
-	metrics *metrics
+	log     *slog.Logger
+	onEvent func(Event)
 
 	randMu sync.Mutex
 	rand   io.Reader
@@ -99,19 +98,23 @@ func New(cfg Config, graph Graph, store Store, queue Queue, opts Options) (*Mana
 		return nil, err
 	}
 	m := &Manager{
-		cfg:    c,
-		graph:  graph,
-		store:  store,
-		queue:  queue,
-		clock:  opts.Clock,
-		log:    opts.Logger.With().Str("component", "subscriptions").Logger(),
-		rand:   opts.Rand,
-		locks:  map[string]*sync.Mutex{},
-		kick:   make(chan struct{}, 1),
-		states: map[string]*mailboxState{},
+		cfg:     c,
+		graph:   graph,
+		store:   store,
+		queue:   queue,
+		clock:   opts.Clock,
+		log:     opts.Logger,
+		onEvent: opts.OnEvent,
+		rand:    opts.Rand,
+		locks:   map[string]*sync.Mutex{},
+		kick:    make(chan struct{}, 1),
+		states:  map[string]*mailboxState{},
 	}
 	if m.clock == nil {
 		m.clock = realClock{}
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
 	}
 	if m.rand == nil {
 		m.rand = rand.Reader
@@ -127,10 +130,6 @@ func New(cfg Config, graph Graph, store Store, queue Queue, opts Options) (*Mana
 	for _, mb := range c.Mailboxes {
 		m.locks[mb] = &sync.Mutex{}
 		m.states[mb] = &mailboxState{mailbox: mb}
-	}
-	var err error
-	if m.metrics, err = newMetrics(m, opts.Registerer); err != nil {
-		return nil, err
 	}
 	return m, nil
 }
@@ -193,7 +192,7 @@ func (m *Manager) tryLead(ctx context.Context, now time.Time, ls *leaseState) {
 	if err != nil {
 		if ctx.Err() == nil && err.Error() != ls.lastErr {
 			ls.lastErr = err.Error()
-			m.log.Error().Err(err).Msg("cannot take the subscriptions lease; check the database")
+			m.log.Error("cannot take the subscriptions lease; check the database", "error", err)
 		}
 		return
 	}
@@ -216,8 +215,8 @@ func (m *Manager) stepUp(ctx context.Context, now time.Time) {
 	m.reconcileFail = 0
 	m.nextReconcile = now
 	m.mu.Unlock()
-	m.metrics.leader.Set(1)
-	m.log.Info().Str("holder", m.cfg.Holder).Msg("this replica now manages the subscriptions")
+	m.emit(Event{Kind: KindLeadership, Leader: true})
+	m.log.Info("this replica now manages the subscriptions", "holder", m.cfg.Holder)
 	m.keeper.Add(1)
 	go func() {
 		defer m.keeper.Done()
@@ -247,16 +246,16 @@ func (m *Manager) keepLease(lctx context.Context, confirmed time.Time) {
 		case err != nil:
 			if err.Error() != lastErr {
 				lastErr = err.Error()
-				m.log.Error().Err(err).Msg("cannot extend the subscriptions lease; check the database")
+				m.log.Error("cannot extend the subscriptions lease; check the database", "error", err)
 			}
 			// Keep acting only while the lease surely still runs.
 			if now.Sub(confirmed) >= 2*every {
-				m.log.Warn().Msg("lease not confirmed in time; standing by")
+				m.log.Warn("lease not confirmed in time; standing by")
 				m.loseLead()
 				return
 			}
 		case !ok:
-			m.log.Warn().Msg("another replica took the subscriptions lease; standing by")
+			m.log.Warn("another replica took the subscriptions lease; standing by")
 			m.loseLead()
 			return
 		default:
@@ -269,17 +268,20 @@ func (m *Manager) keepLease(lctx context.Context, confirmed time.Time) {
 // cancelled and Run goes back to standing by.
 func (m *Manager) loseLead() {
 	m.mu.Lock()
+	was := m.leader
 	m.leader, m.reconciled = false, false
 	if m.lcancel != nil {
 		m.lcancel()
 	}
 	m.lctx, m.lcancel = nil, nil
 	m.mu.Unlock()
-	m.metrics.leader.Set(0)
+	if was {
+		m.emit(Event{Kind: KindLeadership, Leader: false})
+	}
 	m.wake()
 }
 
-// stepDown ends the leadership from Run's goroutine (or SyncOnce's): it
+// stepDown ends the leadership from Run's goroutine (or ReconcileOnce's): it
 // cancels the leader's work, waits for the keeper, and with release gives
 // the lease back so a standby takes over at once.
 func (m *Manager) stepDown(release bool) {
@@ -292,12 +294,14 @@ func (m *Manager) stepDown(release bool) {
 	m.lctx, m.lcancel = nil, nil
 	m.mu.Unlock()
 	m.keeper.Wait()
-	m.metrics.leader.Set(0)
+	if was {
+		m.emit(Event{Kind: KindLeadership, Leader: false})
+	}
 	if release && was {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := m.store.ReleaseLease(ctx, LeaseName, m.cfg.Holder); err != nil {
-			m.log.Warn().Err(err).Msg("could not release the subscriptions lease; a standby takes over when it ends")
+			m.log.Warn("could not release the subscriptions lease; a standby takes over when it ends", "error", err)
 		}
 	}
 }
@@ -363,7 +367,7 @@ func (m *Manager) work(ctx context.Context) time.Time {
 			m.nextReconcile = now.Add(m.backoff(m.reconcileFail))
 			next := m.nextReconcile
 			m.mu.Unlock()
-			m.log.Error().Err(err).Time("retry_at", next).Msg("start-up reconcile of the subscriptions failed; retrying")
+			m.log.Error("start-up reconcile of the subscriptions failed; retrying", "error", err, "retry_at", next)
 			return next
 		}
 		m.mu.Lock()

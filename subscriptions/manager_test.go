@@ -54,11 +54,11 @@ func TestThirtyDaysTheSubscriptionNeverExpires(t *testing.T) {
 		t.Errorf("not ready: %v", err)
 	}
 	// 30 days of 15-minute backstop resyncs.
-	if n := counter(t, b.reg, "m2a_resyncs_total", map[string]string{"mailbox": mailbox, "outcome": "ok"}); n < 2870 || n > 2890 {
-		t.Errorf("%v resyncs in 30 days, want about 2,880", n)
+	if n := b.events.count(subscriptions.KindResync, mailbox, subscriptions.OutcomeOK); n < 2870 || n > 2890 {
+		t.Errorf("%d resyncs in 30 days, want about 2,880", n)
 	}
-	if n := counter(t, b.reg, "m2a_subscription_renewals_total", map[string]string{"mailbox": mailbox, "outcome": "ok"}); int(n) != len(touches) {
-		t.Errorf("renewal counter %v, Graph saw %d", n, len(touches))
+	if n := b.events.count(subscriptions.KindRenew, mailbox, subscriptions.OutcomeOK); n != len(touches) {
+		t.Errorf("%d renewal events, Graph saw %d", n, len(touches))
 	}
 }
 
@@ -102,11 +102,16 @@ func TestCreatesOneSubscriptionPerMailboxWithItsSecretStored(t *testing.T) {
 	if !strings.Contains(b.mgr.Summary(), "leader; a@contoso.com: ok, 600000 s to expiry") {
 		t.Errorf("summary %q", b.mgr.Summary())
 	}
-	if n := counter(t, b.reg, "m2a_subscription_expiry_seconds", map[string]string{"mailbox": "B@contoso.com"}); n != 600000 {
-		t.Errorf("expiry gauge %v", n)
+	if st[1].Mailbox != "B@contoso.com" || st[1].SecondsToExpiry != 600000 {
+		t.Errorf("status of B@contoso.com %+v", st[1])
 	}
-	if n := counter(t, b.reg, "m2a_subscriptions_leader", nil); n != 1 {
-		t.Errorf("leader gauge %v", n)
+	if !b.events.leader() {
+		t.Error("no leadership event")
+	}
+	for _, mb := range []string{"a@contoso.com", "B@contoso.com"} {
+		if n := b.events.count(subscriptions.KindCreate, mb, subscriptions.OutcomeOK); n != 1 {
+			t.Errorf("%d creation events for %s, want 1", n, mb)
+		}
 	}
 }
 
@@ -131,11 +136,11 @@ func TestRenewal404CreatesANewSubscription(t *testing.T) {
 	if stored[sub.ID].ClientState != sub.ClientState {
 		t.Error("the new subscription's secret is not stored")
 	}
-	if n := counter(t, b.reg, "m2a_subscription_renewals_total", map[string]string{"outcome": "not_found"}); n != 1 {
-		t.Errorf("not_found renewals %v, want 1", n)
+	if n := b.events.count(subscriptions.KindRenew, mailbox, subscriptions.OutcomeNotFound); n != 1 {
+		t.Errorf("%d not_found renewals, want 1", n)
 	}
-	if n := counter(t, b.reg, "m2a_subscription_creations_total", map[string]string{"outcome": "ok"}); n != 2 {
-		t.Errorf("creations %v, want 2", n)
+	if n := b.events.count(subscriptions.KindCreate, mailbox, subscriptions.OutcomeOK); n != 2 {
+		t.Errorf("%d creations, want 2", n)
 	}
 	// The backstop resync found the mail the silent subscription missed.
 	if ids := b.queue.IDs(mailbox); len(ids) != 1 || ids[0] != missed {
@@ -210,13 +215,13 @@ func TestBackstopResyncQueuesEveryDroppedMessageOnce(t *testing.T) {
 	if attempts[announced] != 2 {
 		t.Errorf("announced message offered %d times (notification + resync), want 2", attempts[announced])
 	}
-	if n := counter(t, b.reg, "m2a_resync_messages_queued_total", nil); n != 5 {
-		t.Errorf("resync queued %v new messages, want 5", n)
+	if _, queued := b.events.resynced(); queued != 5 {
+		t.Errorf("resyncs queued %d new messages, want 5", queued)
 	}
 	// Later rounds start from the stored delta link and find nothing again.
 	b.advance(t, time.Hour)
-	if n := counter(t, b.reg, "m2a_resync_messages_found_total", nil); n != 6 {
-		t.Errorf("resyncs found %v messages in all, want 6", n)
+	if found, _ := b.events.resynced(); found != 6 {
+		t.Errorf("resyncs found %d messages in all, want 6", found)
 	}
 }
 
@@ -346,8 +351,8 @@ func TestFailedCreationRetriesWithBackoffAndSaysWhatToCheck(t *testing.T) {
 	if err := b.mgr.Ready(); err != nil {
 		t.Errorf("Ready() after recovery = %v", err)
 	}
-	if n := counter(t, b.reg, "m2a_subscription_creations_total", map[string]string{"outcome": "error"}); int(n) != calls {
-		t.Errorf("failed creations counted %v, want %d", n, calls)
+	if n := b.events.count(subscriptions.KindCreate, mailbox, subscriptions.OutcomeError); n != calls {
+		t.Errorf("%d failed creation events, want %d", n, calls)
 	}
 }
 
@@ -468,15 +473,15 @@ func TestRunTwiceAndStop(t *testing.T) {
 	if err := b.mgr.Run(context.Background()); !errors.Is(err, subscriptions.ErrRunning) {
 		t.Fatalf("second Run = %v", err)
 	}
-	if _, err := b.mgr.SyncOnce(context.Background()); !errors.Is(err, subscriptions.ErrRunning) {
-		t.Fatalf("SyncOnce while running = %v", err)
+	if _, err := b.mgr.ReconcileOnce(context.Background()); !errors.Is(err, subscriptions.ErrRunning) {
+		t.Fatalf("ReconcileOnce while running = %v", err)
 	}
 	stop()
 	if h := b.mem.LeaseHolder(subscriptions.LeaseName); h != "" {
 		t.Errorf("lease still held by %q after Run returned", h)
 	}
-	if n := counter(t, b.reg, "m2a_subscriptions_leader", nil); n != 0 {
-		t.Errorf("leader gauge %v after stop", n)
+	if b.events.leader() {
+		t.Error("the last leadership event after stop says leader")
 	}
 	// It may run again.
 	b.run(t, b.mgr)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"time"
@@ -47,7 +48,8 @@ func (m *Manager) createLocked(ctx context.Context, mb, reason string) error {
 		// Without its secret stored, every notification would be dropped:
 		// take the subscription back and try again later.
 		if derr := m.graph.DeleteSubscription(context.WithoutCancel(ctx), sub.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
-			m.log.Warn().Err(derr).Str("subscription_id", sub.ID).Msg("could not delete a subscription whose secret was not stored; it is replaced at the next start")
+			m.log.Warn("could not delete a subscription whose secret was not stored; it is replaced at the next start",
+				"error", derr, "subscription_id", sub.ID)
 		}
 		return m.createFailed(ctx, mb, now, fmt.Errorf("store subscription %s: %w", sub.ID, err))
 	}
@@ -61,12 +63,11 @@ func (m *Manager) createLocked(ctx context.Context, mb, reason string) error {
 	})
 	if old.ID != "" && old.ID != rec.ID {
 		if err := m.store.DeleteSubscription(ctx, old.ID); err != nil {
-			m.log.Warn().Err(err).Str("subscription_id", old.ID).Msg("could not forget the replaced subscription")
+			m.log.Warn("could not forget the replaced subscription", "error", err, "subscription_id", old.ID)
 		}
 	}
-	m.metrics.creations.WithLabelValues(mb, outcomeOK).Inc()
-	m.log.Info().Str("mailbox", mb).Str("subscription_id", rec.ID).Str("reason", reason).
-		Time("expires_at", exp).Msg("subscription created")
+	m.emit(Event{Kind: KindCreate, Mailbox: mb, Outcome: OutcomeOK})
+	m.log.Info("subscription created", "mailbox", mb, "subscription_id", rec.ID, "reason", reason, "expires_at", exp)
 	// Mail that arrived while no subscription existed, or before the secret
 	// was stored, is found by a resync.
 	_, _ = m.resyncLocked(ctx, mb)
@@ -88,14 +89,14 @@ func (m *Manager) createFailed(ctx context.Context, mb string, now time.Time, er
 		changed = st.subErr == nil || st.subErr.Error() != err.Error()
 		st.subErr = err
 	})
-	m.metrics.creations.WithLabelValues(mb, outcomeError).Inc()
-	ev := m.log.Warn()
+	m.emit(Event{Kind: KindCreate, Mailbox: mb, Outcome: OutcomeError})
+	level := slog.LevelWarn
 	if changed {
-		ev = m.log.Error()
+		level = slog.LevelError
 	}
-	ev.Err(err).Str("mailbox", mb).Int("attempt", failures).Time("retry_at", next).
-		Str("notification_url", m.cfg.NotificationURL).Str("lifecycle_url", m.cfg.LifecycleURL).
-		Msg("cannot create the Graph subscription, so no mail is announced; " + createHint)
+	m.log.Log(ctx, level, "cannot create the Graph subscription, so no mail is announced; "+createHint,
+		"error", err, "mailbox", mb, "attempt", failures, "retry_at", next,
+		"notification_url", m.cfg.NotificationURL, "lifecycle_url", m.cfg.LifecycleURL)
 	return err
 }
 
@@ -110,15 +111,15 @@ func (m *Manager) renewLocked(ctx context.Context, mb string) error {
 		return nil
 	}
 	if !now.Before(st.sub.ExpiresAt) {
-		m.log.Warn().Str("mailbox", mb).Str("subscription_id", st.sub.ID).Time("expired_at", st.sub.ExpiresAt).
-			Msg("subscription expired before it was renewed; creating a new one")
+		m.log.Warn("subscription expired before it was renewed; creating a new one",
+			"mailbox", mb, "subscription_id", st.sub.ID, "expired_at", st.sub.ExpiresAt)
 		return m.replaceLocked(ctx, mb, "expired")
 	}
 	sub, err := m.graph.RenewSubscription(ctx, st.sub.ID, now.Add(m.cfg.MaxLifetime))
 	if errors.Is(err, ErrNotFound) {
-		m.metrics.renewals.WithLabelValues(mb, outcomeNotFound).Inc()
-		m.log.Warn().Str("mailbox", mb).Str("subscription_id", st.sub.ID).
-			Msg("Graph no longer knows the subscription; creating a new one")
+		m.emit(Event{Kind: KindRenew, Mailbox: mb, Outcome: OutcomeNotFound})
+		m.log.Warn("Graph no longer knows the subscription; creating a new one",
+			"mailbox", mb, "subscription_id", st.sub.ID)
 		return m.replaceLocked(ctx, mb, "not found on renewal")
 	}
 	if err != nil {
@@ -135,10 +136,10 @@ func (m *Manager) renewLocked(ctx context.Context, mb string) error {
 			changed = st.subErr == nil || st.subErr.Error() != err.Error()
 			st.subErr = err
 		})
-		m.metrics.renewals.WithLabelValues(mb, outcomeError).Inc()
+		m.emit(Event{Kind: KindRenew, Mailbox: mb, Outcome: OutcomeError})
 		if changed {
-			m.log.Error().Err(err).Str("mailbox", mb).Time("expires_at", st.sub.ExpiresAt).
-				Msg("cannot renew the subscription; retrying with backoff until it expires")
+			m.log.Error("cannot renew the subscription; retrying with backoff until it expires",
+				"error", err, "mailbox", mb, "expires_at", st.sub.ExpiresAt)
 		}
 		return err
 	}
@@ -149,7 +150,7 @@ func (m *Manager) renewLocked(ctx context.Context, mb string) error {
 	rec := st.sub
 	rec.ExpiresAt = exp
 	if err := m.store.SaveSubscription(ctx, rec); err != nil {
-		m.log.Warn().Err(err).Str("subscription_id", rec.ID).Msg("renewed, but could not store the new expiry")
+		m.log.Warn("renewed, but could not store the new expiry", "error", err, "subscription_id", rec.ID)
 	}
 	m.update(mb, func(st *mailboxState) {
 		st.sub = rec
@@ -158,8 +159,8 @@ func (m *Manager) renewLocked(ctx context.Context, mb string) error {
 		st.renewFailures = 0
 		st.subErr = nil
 	})
-	m.metrics.renewals.WithLabelValues(mb, outcomeOK).Inc()
-	m.log.Debug().Str("mailbox", mb).Str("subscription_id", rec.ID).Time("expires_at", exp).Msg("subscription renewed")
+	m.emit(Event{Kind: KindRenew, Mailbox: mb, Outcome: OutcomeOK})
+	m.log.Debug("subscription renewed", "mailbox", mb, "subscription_id", rec.ID, "expires_at", exp)
 	return nil
 }
 
@@ -169,10 +170,10 @@ func (m *Manager) replaceLocked(ctx context.Context, mb, reason string) error {
 	old := m.snapshot(mb).sub
 	if old.ID != "" {
 		if err := m.graph.DeleteSubscription(ctx, old.ID); err != nil && !errors.Is(err, ErrNotFound) {
-			m.log.Warn().Err(err).Str("subscription_id", old.ID).Msg("could not delete the replaced subscription")
+			m.log.Warn("could not delete the replaced subscription", "error", err, "subscription_id", old.ID)
 		}
 		if err := m.store.DeleteSubscription(ctx, old.ID); err != nil {
-			m.log.Warn().Err(err).Str("subscription_id", old.ID).Msg("could not forget the replaced subscription")
+			m.log.Warn("could not forget the replaced subscription", "error", err, "subscription_id", old.ID)
 		}
 	}
 	m.update(mb, func(st *mailboxState) {
@@ -228,8 +229,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 	for _, s := range listed {
 		rec, isHeld := held[s.ID]
 		if !isHeld && s.NotificationURL != m.cfg.NotificationURL {
-			m.log.Debug().Str("subscription_id", s.ID).Str("resource", s.Resource).
-				Msg("subscription of another deployment left alone")
+			m.log.Debug("subscription of another deployment left alone", "subscription_id", s.ID, "resource", s.Resource)
 			continue
 		}
 		mailbox, folder := rec.Mailbox, rec.Folder
@@ -260,9 +260,8 @@ func (m *Manager) reconcile(ctx context.Context) error {
 				// its last commits lost). The delta link it holds is as
 				// old, so the next resync queues every message since;
 				// records that exist are found in Archer and adopted.
-				m.log.Warn().Str("mailbox", mb).Str("subscription_id", s.ID).
-					Time("stored_expiry", rec.ExpiresAt).Time("graph_expiry", s.ExpiresAt).
-					Msg("the state database is older than Graph's subscription (restored from a backup?); resyncing from its delta link, nothing is created twice")
+				m.log.Warn("the state database is older than Graph's subscription (restored from a backup?); resyncing from its delta link, nothing is created twice",
+					"mailbox", mb, "subscription_id", s.ID, "stored_expiry", rec.ExpiresAt, "graph_expiry", s.ExpiresAt)
 			}
 			if !s.ExpiresAt.IsZero() {
 				rec.ExpiresAt = s.ExpiresAt
@@ -277,8 +276,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			live[s.ID] = true // still exists: keep its secret for its notifications
 			continue
 		}
-		m.log.Info().Str("subscription_id", s.ID).Str("resource", s.Resource).Str("reason", reason).
-			Msg("subscription deleted at start")
+		m.log.Info("subscription deleted at start", "subscription_id", s.ID, "resource", s.Resource, "reason", reason)
 	}
 	for _, r := range stored {
 		if !live[r.ID] {
@@ -313,8 +311,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 		if err := m.store.SaveSubscription(ctx, rec); err != nil {
 			return err
 		}
-		m.log.Info().Str("mailbox", rec.Mailbox).Str("subscription_id", rec.ID).Time("expires_at", rec.ExpiresAt).
-			Msg("subscription kept")
+		m.log.Info("subscription kept", "mailbox", rec.Mailbox, "subscription_id", rec.ID, "expires_at", rec.ExpiresAt)
 	}
 	return nil
 }
@@ -356,10 +353,10 @@ func (m *Manager) recoverLostState(ctx context.Context, mb, subID string, now ti
 		}
 	}
 	m.update(mb, func(st *mailboxState) { st.recoveredAt, st.recoveredSince = now, since })
-	m.log.Error().Str("mailbox", mb).Str("subscription_id", subID).Time("resync_since", since).
-		Msg("the state database does not know this deployment's Graph subscription: it is new, deleted or replaced " +
-			"although this deployment ran before; the subscription is replaced and the mailbox resynced over " +
-			"M2A_FULL_RESYNC_WINDOW, so no acknowledged email is lost, and emails that already have an incident are adopted, not created twice")
+	m.log.Error("the state database does not know this deployment's Graph subscription: it is new, deleted or replaced "+
+		"although this deployment ran before; the subscription is replaced and the mailbox resynced over "+
+		"M2A_FULL_RESYNC_WINDOW, so no acknowledged email is lost, and emails that already have an incident are adopted, not created twice",
+		"mailbox", mb, "subscription_id", subID, "resync_since", since)
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -11,8 +12,9 @@ import (
 // every message found, then stores the new delta link. The first sweep of a
 // folder, and the one after an expired delta link, are bounded by
 // Config.InitialSyncSince and Config.FullResyncWindow. It does not need the
-// lease (queueing is idempotent), so a command-line tool may call it beside
-// a running service. It returns how many messages were newly queued.
+// lease (queueing is idempotent), so it may run on any replica, or in a
+// process beside a running service. It returns how many messages were newly
+// queued.
 func (m *Manager) Resync(ctx context.Context, mailbox string) (int, error) {
 	mb, ok := m.configured(mailbox)
 	if !ok {
@@ -30,10 +32,11 @@ func (m *Manager) resyncLocked(ctx context.Context, mb string) (int, error) {
 	queued, found, err := m.deltaRound(ctx, mb)
 	now := m.clock.Now()
 	m.update(mb, func(st *mailboxState) { st.lastQueued = queued })
-	m.metrics.found.WithLabelValues(mb).Add(float64(found))
-	m.metrics.queued.WithLabelValues(mb).Add(float64(queued))
+	ev := Event{Kind: KindResync, Mailbox: mb, Outcome: OutcomeOK, Found: found, Queued: queued}
 	if err != nil {
 		if ctx.Err() != nil {
+			ev.Outcome = OutcomeCanceled
+			m.emit(ev)
 			return queued, err
 		}
 		var changed bool
@@ -45,13 +48,14 @@ func (m *Manager) resyncLocked(ctx context.Context, mb string) (int, error) {
 			changed = st.resyncErr == nil || st.resyncErr.Error() != err.Error()
 			st.resyncErr = err
 		})
-		m.metrics.resyncs.WithLabelValues(mb, outcomeError).Inc()
-		ev := m.log.Warn()
+		ev.Outcome = OutcomeError
+		m.emit(ev)
+		level := slog.LevelWarn
 		if changed {
-			ev = m.log.Error()
+			level = slog.LevelError
 		}
-		ev.Err(err).Str("mailbox", mb).Int("queued", queued).Time("retry_at", next).
-			Msg("resync failed; mail may wait for the next attempt")
+		m.log.Log(ctx, level, "resync failed; mail may wait for the next attempt",
+			"error", err, "mailbox", mb, "queued", queued, "retry_at", next)
 		return queued, err
 	}
 	first := false
@@ -62,13 +66,13 @@ func (m *Manager) resyncLocked(ctx context.Context, mb string) (int, error) {
 		st.nextResync = now.Add(m.cfg.ResyncInterval)
 		st.resyncErr = nil
 	})
-	m.metrics.resyncs.WithLabelValues(mb, outcomeOK).Inc()
-	ev := m.log.Debug()
+	m.emit(ev)
+	level := slog.LevelDebug
 	if queued > 0 || first {
 		// The first round after a start says what it caught up with.
-		ev = m.log.Info()
+		level = slog.LevelInfo
 	}
-	ev.Str("mailbox", mb).Int("found", found).Int("queued", queued).Msg("resync done")
+	m.log.Log(ctx, level, "resync done", "mailbox", mb, "found", found, "queued", queued)
 	return queued, nil
 }
 
@@ -102,8 +106,8 @@ func (m *Manager) deltaRound(ctx context.Context, mb string) (queued, found int,
 				return queued, found, err
 			}
 			bound = since
-			m.log.Warn().Str("mailbox", mb).Time("since", since).
-				Msg("the delta link expired; starting a full round bounded by the full resync window")
+			m.log.Warn("the delta link expired; starting a full round bounded by the full resync window",
+				"mailbox", mb, "since", since)
 			if err := m.store.SaveDeltaLink(ctx, mb, folder, ""); err != nil {
 				return queued, found, fmt.Errorf("resync %s: %w", mb, err)
 			}

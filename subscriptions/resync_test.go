@@ -45,7 +45,7 @@ func TestFirstSeenTimeSurvivesARestart(t *testing.T) {
 	between := b.graph.Deliver(mailbox, "Inbox")
 	b.clock.Advance(time.Hour)
 	// A new process (a new Manager) on the same store.
-	m := b.newManager(t, "replica-b", nil)
+	m := b.newManager(t, "replica-b")
 	if n, err := m.Resync(ctx, mailbox); err != nil || n != 1 {
 		t.Fatalf("Resync = %d, %v", n, err)
 	}

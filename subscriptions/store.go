@@ -6,8 +6,8 @@ import (
 )
 
 // Record is a subscription this application created, with the clientState
-// secret that only the database knows. Its fields match the state store's
-// own subscription row, so converting between the two is a type conversion.
+// secret that only the database knows. The service's state store keeps it
+// as it is.
 type Record struct {
 	// ID is Graph's subscription id.
 	ID string

@@ -5,8 +5,6 @@
 //
 //	mail2archer [serve]                      run the service (the default)
 //	mail2archer check                        check the configuration against Graph and Archer
-//	mail2archer sandbox [flags]              run everything against local simulators
-//	mail2archer sandbox deliver FILE.eml…    deliver emails to a running sandbox
 //	mail2archer jobs list [--state S]        list queued and ended jobs
 //	mail2archer jobs retry ID                run a job again
 //	mail2archer replay --mailbox M --message ID
@@ -14,7 +12,8 @@
 //	mail2archer healthcheck                  GET /healthz on M2A_LISTEN_ADDR; exit 0 if alive
 //	mail2archer version                      print the version
 //
-// Configuration comes from M2A_* environment variables; see the README.
+// Configuration comes from M2A_* environment variables; see the README. The
+// sandbox and the bench are the mail2archer-sandbox command.
 package main
 
 import (
@@ -54,16 +53,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(stderr)
 	case "check":
 		return check(stdout, stderr)
-	case "sandbox":
-		return sandboxCmd(rest, stdout, stderr)
+	case "sandbox", "bench":
+		_, _ = fmt.Fprintf(stderr, "%s is the mail2archer-sandbox command, built beside this one by go build -o bin/ ./cmd/...\n", cmd)
+		return 2
 	case "jobs":
 		return jobsCmd(rest, stdout, stderr)
 	case "replay":
 		return replayCmd(rest, stdout, stderr)
 	case "subscriptions":
 		return subscriptionsCmd(rest, stdout, stderr)
-	case "bench":
-		return benchCmd(rest, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(stderr)
 	case "version":
@@ -83,20 +81,18 @@ const usage = `Usage: mail2archer [command]
 Commands:
   serve                         run the service (default)
   check                         check the configuration against Graph and Archer
-  sandbox [flags]               run the service against local Graph and Archer simulators
-  sandbox deliver FILE.eml...   deliver emails to a running sandbox
   jobs list [--state S]         list jobs (available, retryable, cancelled, discarded, ...)
   jobs retry ID                 run a job again now
   replay --mailbox M --message ID
                                 process one email again on purpose
   subscriptions list|sync|delete ID...
                                 show, reconcile and resync, or delete Graph subscriptions
-  bench [--smoke] [--json FILE]  measure the service against local simulators (see the README)
   healthcheck                   check that the local service answers /healthz (exit 0 or 1)
   version                       print the version
 
 Configuration is read from M2A_* environment variables; see the README
-and .env.example.
+and .env.example. The sandbox and the bench are the mail2archer-sandbox
+command.
 `
 
 func serve(stderr io.Writer) int {
@@ -108,8 +104,10 @@ func serve(stderr io.Writer) int {
 	log := newLogger(cfg, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	limit := setMemoryLimit()
 	log.Info().Str("version", buildVersion()).Str("listen_addr", cfg.ListenAddr).
-		Str("tenant_id", cfg.TenantID).Stringer("database_url", cfg.DatabaseURL).Msg("starting")
+		Str("tenant_id", cfg.TenantID).Stringer("database_url", cfg.DatabaseURL).
+		Str("memory_limit", limit).Msg("starting")
 	a, err := app.New(ctx, cfg, log, app.Options{})
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
@@ -120,6 +118,24 @@ func serve(stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// defaultMemoryLimit is the Go runtime's soft memory limit when GOMEMLIMIT
+// is not set: above it the garbage collector works harder instead of
+// letting the heap grow to twice what is live. With the binary's own pages
+// it keeps one large email under 100 MiB resident. It is soft: a heap that
+// needs more gets more.
+const defaultMemoryLimit = 80 << 20
+
+// setMemoryLimit applies defaultMemoryLimit unless GOMEMLIMIT is set (the
+// runtime has then read it; GOMEMLIMIT=off removes the limit), and says
+// which applies.
+func setMemoryLimit() string {
+	if v, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+		return "GOMEMLIMIT=" + v
+	}
+	debug.SetMemoryLimit(defaultMemoryLimit)
+	return "80MiB (default; set GOMEMLIMIT to change)"
 }
 
 // healthcheck asks the local service whether it is alive. It reads only

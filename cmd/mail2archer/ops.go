@@ -8,11 +8,12 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/mail2archer/mail2archer/internal/app"
 	"github.com/mail2archer/mail2archer/internal/config"
+	"github.com/mail2archer/mail2archer/internal/ops"
 	"github.com/mail2archer/mail2archer/internal/store"
 )
 
@@ -53,7 +54,7 @@ func check(stdout, stderr io.Writer) int {
 	_, _ = fmt.Fprintln(stdout, "✔ configuration")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if !app.WriteCheck(stdout, app.Check(ctx, cfg, log, app.Options{})) {
+	if !ops.WriteCheck(stdout, ops.Check(ctx, cfg, log, ops.CheckOptions{})) {
 		return 1
 	}
 	return 0
@@ -79,7 +80,7 @@ func jobsCmd(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer func() { _ = st.Close() }()
-		if err := app.ListJobs(ctx, st, *state, *limit, stdout); err != nil {
+		if err := ops.ListJobs(ctx, st, *state, *limit, stdout); err != nil {
 			_, _ = fmt.Fprintln(stderr, err)
 			return 1
 		}
@@ -99,7 +100,7 @@ func jobsCmd(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer func() { _ = st.Close() }()
-		if err := app.RetryJob(ctx, st, id, stdout); err != nil {
+		if err := ops.RetryJob(ctx, st, id, stdout); err != nil {
 			_, _ = fmt.Fprintln(stderr, err)
 			return 1
 		}
@@ -123,7 +124,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer func() { _ = st.Close() }()
-	if err := app.Replay(ctx, st, *mailbox, *message, stdout); err != nil {
+	if err := ops.Replay(ctx, st, *mailbox, *message, stdout); err != nil {
 		_, _ = fmt.Fprintln(stderr, err)
 		return 1
 	}
@@ -132,7 +133,7 @@ func replayCmd(args []string, stdout, stderr io.Writer) int {
 
 func subscriptionsCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		_, _ = fmt.Fprintln(stderr, "usage: mail2archer subscriptions list | sync | delete ID...")
+		_, _ = fmt.Fprintln(stderr, ops.SubscriptionsUsage)
 		return 2
 	}
 	cfg, log, ok := loadQuiet(stderr)
@@ -141,7 +142,13 @@ func subscriptionsCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := app.Subscriptions(ctx, cfg, log, app.Options{}, args, stdout); err != nil {
+	m, closeSubs, err := ops.OpenSubscriptions(ctx, cfg, log, nil)
+	if err != nil {
+		_, _ = fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer func() { _ = closeSubs() }()
+	if err := ops.Subscriptions(ctx, m, args, time.Now(), stdout); err != nil {
 		_, _ = fmt.Fprintln(stderr, err)
 		return 1
 	}

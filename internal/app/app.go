@@ -1,10 +1,14 @@
-// Package app assembles the service from its parts — store, queue, HTTP
-// server — in one straight line, and runs it until its context ends. The
-// command line and the end-to-end tests both start the service through it.
+// Package app assembles the service from its parts — the state database,
+// the clients of Graph and Archer, the queue and its workers, the
+// subscriptions manager, the background watches and the two HTTP
+// listeners — in one straight line, and runs it until its context ends. It
+// holds no behaviour of its own: the command line, the sandbox and the
+// end-to-end tests start the service through it.
 package app
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,27 +16,28 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 
 	"github.com/mail2archer/mail2archer/internal/archer"
+	"github.com/mail2archer/mail2archer/internal/clients"
 	"github.com/mail2archer/mail2archer/internal/config"
 	"github.com/mail2archer/mail2archer/internal/email"
 	"github.com/mail2archer/mail2archer/internal/graph"
 	"github.com/mail2archer/mail2archer/internal/health"
 	"github.com/mail2archer/mail2archer/internal/incident"
+	"github.com/mail2archer/mail2archer/internal/metrics"
 	"github.com/mail2archer/mail2archer/internal/pipeline"
 	"github.com/mail2archer/mail2archer/internal/server"
+	"github.com/mail2archer/mail2archer/internal/spool"
 	"github.com/mail2archer/mail2archer/internal/store"
+	"github.com/mail2archer/mail2archer/internal/watch"
 	"github.com/mail2archer/mail2archer/subscriptions"
 )
 
@@ -40,22 +45,17 @@ import (
 type App struct {
 	cfg      *config.Config
 	log      zerolog.Logger
-	store    *store.Store
-	graph    *graph.Client
-	archer   *archer.Client
-	mapping  *incident.Mapping
-	compiled atomic.Pointer[incident.Compiled]
-	// mapped is closed when the mapping's preflight has passed.
-	mapped   chan struct{}
-	health   *health.Set
-	ready    *prometheus.GaugeVec
-	wake     chan struct{}
 	opts     Options
+	store    *store.Store
+	archer   *archer.Client
+	health   *health.Set
+	mapper   *watch.Mapper
+	waker    *watch.Waker
 	queue    *river.Client[storeTx]
 	subs     *subscriptions.Manager
 	http     *http.Server
-	listener net.Listener
 	admin    *http.Server
+	listener net.Listener
 	adminLn  net.Listener
 	started  atomic.Bool
 }
@@ -67,7 +67,7 @@ type Options struct {
 	// the two outside systems (for example trusting a test CA).
 	GraphHTTPClient  *http.Client
 	ArcherHTTPClient *http.Client
-	// RetryPolicy replaces the queue's backoff.
+	// RetryPolicy replaces the queue's backoff (pipeline.DefaultBackoff).
 	RetryPolicy river.ClientRetryPolicy
 	// JobTimeout bounds one attempt of a message job; default 10 minutes.
 	JobTimeout time.Duration
@@ -94,13 +94,14 @@ type Options struct {
 	OperatorWait time.Duration
 }
 
-// New opens the store (running migrations), builds the Graph and Archer
-// clients (without contacting either), reads the mapping file, builds the
-// queue and the HTTP server, and binds the listen address, so that Addr is
-// known before Run. On error everything opened so far is closed. The
-// mapping is resolved against Archer by Run, in the background.
+// New opens the state database (running migrations), builds the Graph and
+// Archer clients (without contacting either), reads the mapping file, and
+// builds the queue, the subscriptions manager and the two HTTP servers,
+// binding their addresses, so that Addr and AdminAddr are known before Run.
+// On error everything opened so far is closed. The mapping is resolved
+// against Archer by Run, in the background: intake never waits for Archer.
 func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) (a *App, err error) {
-	a = &App{cfg: cfg, log: log}
+	a = &App{cfg: cfg, log: log, opts: opts}
 	var cleanups []func() error
 	defer func() {
 		if err != nil {
@@ -115,72 +116,127 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, err
 	}
 	cleanups = append(cleanups, a.store.Close)
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newQueueCollector(a.store))
-	outbound := newOutboundMetrics(reg)
-
-	acfg := archerConfig(cfg, opts.ArcherHTTPClient)
-	acfg.WrapTransport = outbound.transport("archer")
-	acfg.LoginBackoff = opts.ArcherLoginBackoff
-	a.archer, err = archer.New(acfg, log)
+	// The database's lock makes this process the spool's only user, so
+	// what a killed process left there can go.
+	mimeSpool, leftovers, err := spool.Open(filepath.Join(a.store.Dir(), "spool"), spool.DefaultMemory)
 	if err != nil {
+		return nil, err
+	}
+	if leftovers > 0 {
+		log.Info().Int("files", leftovers).Str("dir", mimeSpool.Path()).Msg("removed spooled messages left by an interrupted run; their jobs run again")
+	}
+	set := metrics.NewSet()
+	outbound := outboundMetrics{set}
+
+	acfg := clients.Archer(cfg, opts.ArcherHTTPClient)
+	acfg.WrapTransport, acfg.LoginBackoff = outbound.transport("archer"), opts.ArcherLoginBackoff
+	if a.archer, err = archer.New(acfg, log); err != nil {
 		return nil, fmt.Errorf("archer client: %w", err)
 	}
 	ac := a.archer
 	cleanups = append(cleanups, func() error { return ac.Close(context.Background()) })
-	gcfg := graphConfig(cfg, outbound.wrap("graph", opts.GraphHTTPClient))
+	gcfg := clients.Graph(cfg, outbound.wrap("graph", opts.GraphHTTPClient))
 	gcfg.MailboxRequestsPerSecond, gcfg.MailboxBurst = opts.GraphMailboxRPS, opts.GraphMailboxBurst
-	a.graph, err = graph.New(gcfg, log)
+	gc, err := graph.New(gcfg, log)
 	if err != nil {
 		return nil, fmt.Errorf("graph client: %w", err)
 	}
-
-	// The mapping file is read now (a file that does not parse stops the
-	// start); it is resolved against Archer in the background, so intake
-	// never waits for Archer.
-	a.mapping, err = incident.Load(cfg.MappingFile)
+	// A mapping file that does not parse stops the start; resolving it
+	// against Archer happens in Run.
+	mapping, err := incident.Load(cfg.MappingFile)
 	if err != nil {
 		return nil, fmt.Errorf("M2A_MAPPING_FILE: %w", err)
 	}
-	a.opts = opts
-	a.wake = make(chan struct{}, 1)
-	a.mapped = make(chan struct{})
-	a.ready = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "m2a_component_ready",
-		Help: "1 when a dependency (archer, graph, mapping) works as real traffic and background checks last saw it, 0 when it fails.",
-	}, []string{"component"})
-	reg.MustRegister(a.ready)
-	a.health = health.NewSet(a.componentChanged, componentArcher, componentGraph, componentMapping, componentDatabase)
 
-	pm := pipeline.NewMetrics(reg)
+	// Readiness reads the dependencies' state; a recovery wakes the jobs
+	// that wait for it (in the queue built below, before Run).
+	a.waker = watch.NewWaker(func(ctx context.Context, only func(string) bool) (int, error) {
+		return pipeline.WakeWaiting(ctx, a.queue, only)
+	}, func(c string) bool { return a.health.Working(c) }, log)
+	a.health = health.NewSet(watch.OnChange(log, func(c string, v float64) { set.Gauge("m2a_component_ready", "component", c).Set(v) }, a.waker),
+		watch.Archer, watch.Graph, watch.Mapping, watch.Database)
+	a.mapper = watch.NewMapper(mapping, a.archer, a.health, cfg.ArcherUsername, opts.PreflightRetry, log)
+
+	// Resyncs queue through an insert-only client, so the manager exists
+	// before the workers that need it.
+	inserter, err := a.store.NewQueue(&river.Config{})
+	if err != nil {
+		return nil, err
+	}
+	index := server.NewSubscriptionIndex(a.store)
+	a.subs, err = subscriptions.New(clients.Subscriptions(cfg), gc, a.store, pipeline.ResyncQueue{Jobs: inserter, Store: a.store},
+		subscriptions.Options{
+			Logger:  slog.New(zerolog.NewSlogHandler(log.With().Str("component", "subscriptions").Logger())),
+			OnEvent: subscriptionEvents(set, index),
+		})
+	if err != nil {
+		return nil, fmt.Errorf("subscriptions: %w", err)
+	}
+	registerSubscriptionExpiry(set, a.subs)
+
+	pm := pipeline.NewMetrics(set)
 	wb := pipeline.WriteBackOptions{Category: cfg.WritebackCategory, MoveTo: cfg.WritebackMoveTo}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, pipeline.NewMessageWorker(pipeline.Options{
-		Graph: a.graph, Archer: a.archer, Store: a.store, Mapping: a.waitMapping,
+		Graph: pipelineGraph{gc}, Spool: mimeSpool, Archer: a.archer, Store: a.store, Mapping: a.mapper.Compiled,
 		DecideGraph: graph.Decide, DecideArcher: archer.Decide, Health: a.health,
 		OperatorWait: opts.OperatorWait, TrustLocalState: cfg.TrustLocalState,
 		Email:     email.Options{InternalDomains: cfg.InternalDomains},
-		WriteBack: wb, Timeout: opts.JobTimeout, Metrics: pm,
-		Logger: log,
+		WriteBack: wb, Timeout: opts.JobTimeout, Metrics: pm, Logger: log,
 	}))
-	wbw, err := pipeline.NewWriteBackWorker(a.graph, graph.Decide, wb, pm, log)
+	wbw, err := pipeline.NewWriteBackWorker(pipelineGraph{gc}, graph.Decide, wb, pm, log)
 	if err != nil {
 		return nil, fmt.Errorf("M2A_WRITEBACK_CATEGORY: %w", err)
 	}
 	river.AddWorker(workers, wbw)
-	lifecycle := &lifecycleWorker{}
-	river.AddWorker(workers, lifecycle)
+	river.AddWorker(workers, pipeline.NewLifecycleWorker(a.subs))
+	a.queue, err = a.store.NewQueue(queueConfig(cfg, opts, workers, log))
+	if err != nil {
+		return nil, err
+	}
+	pipeline.RegisterQueueDepth(set, a.store)
+
+	proxies, err := cfg.TrustedProxyPrefixes()
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.New(server.Options{
+		Subscriptions: index, Enqueuer: a.queue, TenantID: cfg.TenantID,
+		MaxBodyBytes: cfg.MaxBodyBytes, TrustedProxies: proxies, Checks: a.checks(),
+		AdminToken: cfg.AdminToken.Reveal(), Metrics: set, Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.http, a.admin = httpServer(cfg, srv.Public(), log), httpServer(cfg, srv.Admin(), log)
+	if a.listener, err = listen(opts.Listener, cfg.ListenAddr, "M2A_LISTEN_ADDR"); err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, a.listener.Close)
+	if a.adminLn, err = listen(opts.AdminListener, cfg.AdminListenAddr, "M2A_ADMIN_LISTEN_ADDR"); err != nil {
+		return nil, err
+	}
+	if cfg.ArcherAllowHTTP && strings.HasPrefix(strings.ToLower(cfg.ArcherURL), "http://") && !isLoopbackURL(cfg.ArcherURL) {
+		log.Warn().Str("archer_url", cfg.ArcherURL).Msg("M2A_ARCHER_ALLOW_HTTP: the Archer API user's password travels in clear to this http:// URL; use https outside tests")
+	}
+	return a, nil
+}
+
+// storeTx is the transaction type of the SQLite store's queue.
+type storeTx = *sql.Tx
+
+// queueConfig is the queue's configuration: the workers, the retry policy
+// and how fast a new job is picked up.
+func queueConfig(cfg *config.Config, opts Options, workers *river.Workers, log zerolog.Logger) *river.Config {
 	jobTimeout := opts.JobTimeout
 	if jobTimeout == 0 {
 		jobTimeout = 10 * time.Minute
 	}
 	retry := opts.RetryPolicy
 	if retry == nil {
-		retry = &backoff{base: 2 * time.Second, max: 30 * time.Minute}
+		retry = pipeline.DefaultBackoff
 	}
-	a.queue, err = a.store.NewQueue(&river.Config{
+	return &river.Config{
 		Queues:      map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
 		Workers:     workers,
 		MaxAttempts: cfg.MaxAttempts,
@@ -193,105 +249,35 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		// 100 ms, most of the time from notification to Archer create).
 		FetchCooldown:     5 * time.Millisecond,
 		FetchPollInterval: 50 * time.Millisecond,
-		Logger:            slog.New(zerolog.NewSlogHandler(log.With().Str("component", "queue").Logger().Level(maxLevel(log.GetLevel(), zerolog.WarnLevel)))),
-	})
-	if err != nil {
-		return nil, err
+		Logger: slog.New(zerolog.NewSlogHandler(log.With().Str("component", "queue").Logger().
+			Level(max(log.GetLevel(), zerolog.WarnLevel)))),
 	}
+}
 
-	var srv *server.Server
-	a.subs, err = subscriptions.New(subscriptionsConfig(cfg), subsGraph{a.graph},
-		subsStore{Store: a.store, changed: func() {
-			if srv != nil {
-				srv.SubscriptionsChanged()
-			}
-		}}, resyncQueue{a.queue, a.store},
-		subscriptions.Options{Logger: log, Registerer: reg})
-	if err != nil {
-		return nil, fmt.Errorf("subscriptions: %w", err)
-	}
-	lifecycle.subs = a.subs
-
-	proxies, err := cfg.TrustedProxyPrefixes()
-	if err != nil {
-		return nil, err
-	}
-	srv, err = server.New(server.Options{
-		Subscriptions:  a.store,
-		Enqueuer:       a.queue,
-		TenantID:       cfg.TenantID,
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		TrustedProxies: proxies,
-		Checks:         a.checks(),
-		AdminToken:     cfg.AdminToken.Reveal(),
-		Registerer:     reg,
-		Gatherer:       reg,
-		Logger:         log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	errorLog := slog.NewLogLogger(zerolog.NewSlogHandler(log.With().Str("component", "http").Logger()), slog.LevelWarn)
-	a.http = &http.Server{
-		Handler:           srv.Public(),
+// httpServer serves h with the configured timeouts.
+func httpServer(cfg *config.Config, h http.Handler, log zerolog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       cfg.ReadTimeout,
 		WriteTimeout:      cfg.WriteTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          errorLog,
-	}
-	a.admin = &http.Server{
-		Handler:           srv.Admin(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       cfg.ReadTimeout,
-		WriteTimeout:      cfg.WriteTimeout,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          errorLog,
-	}
-	a.listener = opts.Listener
-	if a.listener == nil {
-		a.listener, err = net.Listen("tcp", cfg.ListenAddr)
-		if err != nil {
-			return nil, fmt.Errorf("listen on %s (M2A_LISTEN_ADDR): %w", cfg.ListenAddr, err)
-		}
-	}
-	ln := a.listener
-	cleanups = append(cleanups, ln.Close)
-	a.adminLn = opts.AdminListener
-	if a.adminLn == nil {
-		a.adminLn, err = net.Listen("tcp", cfg.AdminListenAddr)
-		if err != nil {
-			return nil, fmt.Errorf("listen on %s (M2A_ADMIN_LISTEN_ADDR): %w", cfg.AdminListenAddr, err)
-		}
-	}
-	if cfg.ArcherAllowHTTP && strings.HasPrefix(strings.ToLower(cfg.ArcherURL), "http://") && !isLoopbackURL(cfg.ArcherURL) {
-		log.Warn().Str("archer_url", cfg.ArcherURL).Msg("M2A_ARCHER_ALLOW_HTTP: the Archer API user's password travels in clear to this http:// URL; use https outside tests")
-	}
-	return a, nil
-}
-
-// graphConfig is the Graph client's configuration from the service's.
-func graphConfig(cfg *config.Config, hc *http.Client) graph.Config {
-	return graph.Config{
-		TenantID: cfg.TenantID, ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret.Reveal(),
-		CertificateFile: cfg.ClientCertificateFile, CertificatePassword: cfg.ClientCertificatePassword.Reveal(),
-		BaseURL: cfg.GraphBaseURL, AuthorityHost: cfg.GraphAuthorityHost, HTTPClient: hc,
+		ErrorLog:          slog.NewLogLogger(zerolog.NewSlogHandler(log.With().Str("component", "http").Logger()), slog.LevelWarn),
 	}
 }
 
-// archerConfig is the Archer client's configuration from the service's.
-func archerConfig(cfg *config.Config, hc *http.Client) archer.Config {
-	return archer.Config{
-		BaseURL: cfg.ArcherURL, APIPrefix: cfg.ArcherAPIPrefix, Instance: cfg.ArcherInstance,
-		Username: cfg.ArcherUsername, UserDomain: cfg.ArcherUserDomain, Password: cfg.ArcherPassword.Reveal(),
-		CAFile: cfg.ArcherCAFile, Timeout: cfg.ArcherTimeout, HTTPClient: hc,
+// listen returns ln, or a listener on addr.
+func listen(ln net.Listener, addr, variable string) (net.Listener, error) {
+	if ln != nil {
+		return ln, nil
 	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (%s): %w", addr, variable, err)
+	}
+	return ln, nil
 }
-
-// Archer is the service's Archer client.
-func (a *App) Archer() *archer.Client { return a.archer }
 
 // Store is the service's state database.
 func (a *App) Store() *store.Store { return a.store }
@@ -301,7 +287,13 @@ func (a *App) Logger() zerolog.Logger { return a.log }
 
 // Mapping is the mapping resolved against Archer, or nil until the
 // preflight has passed.
-func (a *App) Mapping() *incident.Compiled { return a.compiled.Load() }
+func (a *App) Mapping() *incident.Compiled { return a.mapper.Current() }
+
+// Subscribe delivers the queue's job events (tests and benchmarks wait on
+// them); call the returned function to stop.
+func (a *App) Subscribe(kinds ...river.EventKind) (<-chan *river.Event, func()) {
+	return a.queue.Subscribe(kinds...)
+}
 
 // Addr is the address of the public listener (the webhooks).
 func (a *App) Addr() string { return a.listener.Addr().String() }
@@ -309,11 +301,13 @@ func (a *App) Addr() string { return a.listener.Addr().String() }
 // AdminAddr is the address of the admin listener (/readyz, /metrics).
 func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
 
-// Run starts the queue and serves HTTP until ctx ends, then shuts down in
+// Run starts the queue, the subscriptions manager, the background watches
+// and both listeners, and serves until ctx ends; then it shuts down in
 // reverse order within the configured shutdown timeout: stop accepting
-// requests and finish those in flight, stop the queue (cancelling jobs still
-// running at the deadline), close the database. It returns the joined errors
-// of the shutdown, or the error that stopped the service early.
+// requests and finish those in flight, stop the manager and the watches,
+// stop the queue (cancelling jobs still running at the deadline), log out of
+// Archer, close the database. It returns the joined errors of the shutdown,
+// or the error that stopped the service early.
 func (a *App) Run(ctx context.Context) error {
 	if n, err := a.store.ReleaseOrphanedJobs(ctx); err != nil {
 		a.log.Error().Err(err).Msg("could not release jobs left running by a previous process; the queue rescues them later")
@@ -327,20 +321,18 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("start queue: %w", err)
 	}
 	a.started.Store(true)
-	subsCtx, subsCancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer subsCancel()
-	subsDone := make(chan error, 1)
-	go func() { subsDone <- a.subs.Run(subsCtx) }()
-	serveErr := make(chan error, 2)
-	go func() { serveErr <- a.http.Serve(a.listener) }()
-	go func() { serveErr <- a.admin.Serve(a.adminLn) }()
 	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer bgCancel()
 	var bg sync.WaitGroup
-	bg.Go(func() { a.preflight(bgCtx) })
-	bg.Go(func() { a.watchArcher(bgCtx) })
-	bg.Go(func() { a.wakeOnRecovery(bgCtx) })
-	bg.Go(func() { a.watchDatabase(bgCtx) })
+	subsDone := make(chan error, 1)
+	bg.Go(func() { subsDone <- a.subs.Run(bgCtx) })
+	bg.Go(func() { a.mapper.Run(bgCtx) })
+	bg.Go(func() { watch.ProbeArcher(bgCtx, a.archer, a.health, a.cfg.ArcherUsername, a.opts.ArcherCheckEvery) })
+	bg.Go(func() { watch.ProbeDatabase(bgCtx, a.store, a.health, 0) })
+	bg.Go(func() { a.waker.Run(bgCtx, a.opts.ArcherCheckEvery) })
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- a.http.Serve(a.listener) }()
+	go func() { serveErr <- a.admin.Serve(a.adminLn) }()
 	a.log.Info().Str("addr", a.Addr()).Str("admin_addr", a.AdminAddr()).Str("public_url", a.cfg.PublicURL).Msg("mail2archer is serving")
 
 	var runErr error
@@ -360,7 +352,6 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.admin.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop admin http server: %w", err))
 	}
-	subsCancel()
 	bgCancel()
 	bg.Wait()
 	if err := <-subsDone; err != nil && !errors.Is(err, context.Canceled) {
@@ -392,47 +383,23 @@ func (a *App) Run(ctx context.Context) error {
 	return err
 }
 
+// checks are the components of readiness, read from state.
 func (a *App) checks() []server.Check {
 	return []server.Check{
-		{Name: componentDatabase, Fn: a.health.Check(componentDatabase, "no write made yet", false)},
+		{Name: watch.Database, Fn: a.health.Check(watch.Database, "no write made yet", false)},
 		{Name: "queue", Fn: func(ctx context.Context) (string, error) {
 			if !a.started.Load() {
 				return "queue not started", errors.New("queue not started")
 			}
-			counts, err := a.store.JobCounts(ctx)
-			if err != nil {
-				return "", err
-			}
-			detail := fmt.Sprintf("%d available, %d scheduled, %d running, %d retryable, %d discarded",
-				counts["available"], counts["scheduled"], counts["running"], counts["retryable"], counts["discarded"])
-			if counts["discarded"] > 0 {
-				// Named, not failing: each one is an email that ran out of
-				// attempts and waits for an operator's retry or replay.
-				res, err := a.queue.JobList(ctx, river.NewJobListParams().States(rivertype.JobStateDiscarded).First(5))
-				if err == nil {
-					var ids []string
-					for _, j := range res.Jobs {
-						ids = append(ids, strconv.FormatInt(j.ID, 10))
-					}
-					detail += fmt.Sprintf(" (discarded jobs %s; see mail2archer jobs list --state discarded)", strings.Join(ids, ", "))
-				}
-			}
-			return detail, nil
+			return pipeline.QueueState(ctx, a.store, a.queue)
 		}},
 		{Name: "subscriptions", Fn: func(context.Context) (string, error) {
 			return a.subs.Summary(), a.subs.Ready()
 		}},
-		{Name: componentArcher, Fn: a.health.Check(componentArcher, "Archer not contacted yet", false)},
-		{Name: componentMapping, Fn: a.health.Check(componentMapping, "the mapping preflight against Archer has not run yet", false)},
-		{Name: componentGraph, Fn: a.health.Check(componentGraph, "no message read yet", true)},
+		{Name: watch.Archer, Fn: a.health.Check(watch.Archer, "Archer not contacted yet", false)},
+		{Name: watch.Mapping, Fn: a.health.Check(watch.Mapping, "the mapping preflight against Archer has not run yet", false)},
+		{Name: watch.Graph, Fn: a.health.Check(watch.Graph, "no message read yet", true)},
 	}
-}
-
-func maxLevel(a, b zerolog.Level) zerolog.Level {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // isLoopbackURL reports whether raw's host is a loopback address or
@@ -445,6 +412,6 @@ func isLoopbackURL(raw string) bool {
 	if strings.EqualFold(u.Hostname(), "localhost") {
 		return true
 	}
-	a, err := netip.ParseAddr(u.Hostname())
-	return err == nil && a.IsLoopback()
+	ip, err := netip.ParseAddr(u.Hostname())
+	return err == nil && ip.IsLoopback()
 }

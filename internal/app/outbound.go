@@ -5,34 +5,21 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/mail2archer/mail2archer/internal/metrics"
 )
 
-// outboundMetrics counts the requests made to Graph and Archer, by status.
-type outboundMetrics struct {
-	requests *prometheus.CounterVec
-	seconds  *prometheus.HistogramVec
-}
+// outboundBuckets are the upper bounds of the outbound request histogram.
+var outboundBuckets = []float64{0.005, 0.0125, 0.03125, 0.078125, 0.1953125, 0.48828125, 1.220703125, 3.0517578125, 7.62939453125, 19.073486328125}
 
-func newOutboundMetrics(reg prometheus.Registerer) *outboundMetrics {
-	m := &outboundMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "m2a_outbound_requests_total",
-			Help: "HTTP requests to Microsoft Graph and Archer, by system and status (\"error\" when no response came).",
-		}, []string{"system", "status"}),
-		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "m2a_outbound_request_seconds",
-			Help:    "Duration of HTTP requests to Microsoft Graph and Archer.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 10),
-		}, []string{"system"}),
-	}
-	reg.MustRegister(m.requests, m.seconds)
-	return m
-}
+// outboundMetrics counts the requests made to Graph and Archer:
+//
+//	m2a_outbound_requests_total{system,status}   by status ("error" when no response came)
+//	m2a_outbound_request_seconds{system}
+type outboundMetrics struct{ set *metrics.Set }
 
 // wrap returns a client whose transport counts every request, built on
 // parent (or the default transport) and keeping parent's timeout.
-func (m *outboundMetrics) wrap(system string, parent *http.Client) *http.Client {
+func (m outboundMetrics) wrap(system string, parent *http.Client) *http.Client {
 	c := &http.Client{}
 	if parent != nil {
 		*c = *parent
@@ -46,17 +33,17 @@ func (m *outboundMetrics) wrap(system string, parent *http.Client) *http.Client 
 }
 
 // transport returns a wrapper that counts the requests of one system.
-func (m *outboundMetrics) transport(system string) func(http.RoundTripper) http.RoundTripper {
+func (m outboundMetrics) transport(system string) func(http.RoundTripper) http.RoundTripper {
 	return func(base http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 			start := time.Now()
 			resp, err := base.RoundTrip(r)
-			m.seconds.WithLabelValues(system).Observe(time.Since(start).Seconds())
+			m.set.Histogram("m2a_outbound_request_seconds", outboundBuckets, "system", system).Update(time.Since(start).Seconds())
 			status := "error"
 			if err == nil {
 				status = strconv.Itoa(resp.StatusCode)
 			}
-			m.requests.WithLabelValues(system, status).Inc()
+			m.set.Counter("m2a_outbound_requests_total", "system", system, "status", status).Inc()
 			return resp, err
 		})
 	}

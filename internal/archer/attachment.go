@@ -10,19 +10,8 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 )
-
-// maxDownload caps the JSON answer of an attachment download.
-const maxDownload = 512 << 20
-
-// Attachment is a downloaded attachment.
-type Attachment struct {
-	ID   int64
-	Name string
-	Data []byte
-}
 
 // errNotRewindable reports a 401 during an upload whose reader cannot be
 // read again.
@@ -182,22 +171,4 @@ func sizeOf(r io.Reader) int64 {
 		return st.Size() - pos
 	}
 	return -1
-}
-
-// DownloadAttachment reads an attachment's name and bytes.
-func (c *Client) DownloadAttachment(ctx context.Context, id int64) (*Attachment, error) {
-	op := fmt.Sprintf("download attachment %d", id)
-	data, err := c.do(ctx, apiCall{op: op, method: http.MethodGet, override: true, limit: maxDownload,
-		url: c.restURL("content/attachment/" + strconv.FormatInt(id, 10))})
-	if err != nil {
-		return nil, err
-	}
-	var out struct {
-		AttachmentName  string `json:"AttachmentName"`
-		AttachmentBytes []byte `json:"AttachmentBytes"`
-	}
-	if err := decodeWrapper(op, data, &out, nil); err != nil {
-		return nil, err
-	}
-	return &Attachment{ID: id, Name: out.AttachmentName, Data: out.AttachmentBytes}, nil
 }

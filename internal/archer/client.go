@@ -25,6 +25,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mail2archer/mail2archer/internal/clip"
 	"github.com/mail2archer/mail2archer/internal/outcome"
 )
 
@@ -432,13 +433,8 @@ func isJSONWrapper(data []byte) bool {
 	return json.Unmarshal(data, &w) == nil && w.IsSuccessful != nil
 }
 
-func snippet(data []byte) string {
-	s := strings.TrimSpace(string(data))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return strings.ToValidUTF8(s, "?")
-}
+// snippet is the start of an answer body, for an error or a log line.
+func snippet(data []byte) string { return clip.Bytes(data, 200) }
 
 func redactURL(u *url.URL) string {
 	c := *u

@@ -264,17 +264,6 @@ func (c *Client) UpdateRecord(ctx context.Context, id int64, r *Record) error {
 	return decodeWrapper(op, data, nil, nil)
 }
 
-// DeleteRecord deletes a record. A record that does not exist gives an error
-// matching ErrNotFound.
-func (c *Client) DeleteRecord(ctx context.Context, id int64) error {
-	op := fmt.Sprintf("delete record %d", id)
-	data, err := c.do(ctx, apiCall{op: op, method: http.MethodDelete, url: c.restURL("content/" + strconv.FormatInt(id, 10))})
-	if err != nil {
-		return err
-	}
-	return decodeWrapper(op, data, nil, nil)
-}
-
 // maxFindPages bounds how many 1000-record pages FindByField reads.
 const maxFindPages = 50
 

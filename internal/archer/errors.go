@@ -184,7 +184,7 @@ func Decide(err error) outcome.Decision {
 			d.Action = outcome.Retry
 		case se.StatusCode == http.StatusForbidden:
 			return wait("archer_forbidden", "Archer answered 403 Forbidden: give the API user's role the rights on the "+
-				"application (create, read, update) and the API, or check a proxy in front of Archer")
+				"application (create and read records) and the API, or check a proxy in front of Archer")
 		default:
 			d.Action = outcome.End
 		}

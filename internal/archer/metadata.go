@@ -332,20 +332,6 @@ func (c *Client) ValuesListValues(ctx context.Context, listID int64) ([]Value, e
 	return vals, nil
 }
 
-// ResolveValue returns the id of the selectable value called name in a
-// values-list field, reading (and caching) the list's values. See
-// MatchValue for how names match.
-func (c *Client) ResolveValue(ctx context.Context, field Field, name string) (int64, error) {
-	if field.Type != FieldValuesList {
-		return 0, fmt.Errorf("archer field %q is a %s field, not a values list", field.Name, field.Type)
-	}
-	vals, err := c.ValuesListValues(ctx, field.ValuesListID)
-	if err != nil {
-		return 0, fmt.Errorf("resolve %q in field %q: %w", name, field.Name, err)
-	}
-	return MatchValue(field, vals, name)
-}
-
 // MatchValue finds the selectable value called name among a values-list
 // field's values (as ValuesListValues returns them). name is a value's name
 // or its full path ("Email Threats/Phishing"), compared ignoring case and

@@ -167,7 +167,7 @@ func TestVerbatimRecordShapeIsReadThroughTheClient(t *testing.T) {
 	if err != nil || len(vals) != 2 || vals[0].Selectable || vals[1].Path != "Corporate/Finance" {
 		t.Fatalf("tree: %+v %v", vals, err)
 	}
-	id, err := c.ResolveValue(ctx, Field{Name: "Dept", Type: FieldValuesList, ValuesListID: 55}, "finance")
+	id, err := MatchValue(Field{Name: "Dept", Type: FieldValuesList, ValuesListID: 55}, vals, "finance")
 	if err != nil || id != 83999 {
 		t.Fatalf("resolve: %d %v", id, err)
 	}

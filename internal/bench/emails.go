@@ -120,3 +120,23 @@ func largeEmail(size int, seed uint64) []byte {
 	b.WriteString("\r\n--=_bench_large--\r\n")
 	return b.Bytes()
 }
+
+// reportWrapping is a report of original as Outlook's Report button sends
+// it: a short message with the original attached as message/rfc822.
+func reportWrapping(original []byte) []byte {
+	var b bytes.Buffer
+	b.Grow(len(original) + 1024)
+	b.WriteString("From: Alice Smith <alice@contoso.com>\r\n" +
+		"To: phish@contoso.com\r\n" +
+		"Subject: Phishing: Overdue invoice - full statement attached\r\n" +
+		"Date: Thu, 12 Mar 2026 09:20:00 +0000\r\n" +
+		"Message-ID: <report-large@contoso.com>\r\n" +
+		"MIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"=_bench_report\"\r\n\r\n" +
+		"--=_bench_report\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nReported as phishing.\r\n\r\n" +
+		"--=_bench_report\r\nContent-Type: message/rfc822; name=\"statement.eml\"\r\n" +
+		"Content-Disposition: attachment; filename=\"statement.eml\"\r\n\r\n")
+	b.Write(original)
+	b.WriteString("\r\n--=_bench_report--\r\n")
+	return b.Bytes()
+}

@@ -9,9 +9,10 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/mail2archer/mail2archer/internal/clip"
 )
 
 // ReportVersion is the version of the JSON layout written by WriteJSON.
@@ -190,7 +191,7 @@ func (r *Report) WriteTable(w io.Writer, baseline *Report) error {
 	_, _ = fmt.Fprintln(tw, header)
 	for _, s := range r.Scenarios {
 		if s.Error != "" {
-			_, _ = fmt.Fprintf(tw, "%s\tdid not finish\t%s\t\t\n", s.Name, oneLine(s.Error))
+			_, _ = fmt.Fprintf(tw, "%s\tdid not finish\t%s\t\t\n", s.Name, clip.String(s.Error, 120))
 		}
 		for _, m := range s.Metrics {
 			target, met := "", ""
@@ -250,14 +251,6 @@ func formatValue(v float64) string {
 	default:
 		return strconv.FormatFloat(v, 'f', 2, 64)
 	}
-}
-
-func oneLine(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 120 {
-		s = s[:119] + "…"
-	}
-	return s
 }
 
 // errUnknownScenario is returned for a scenario name Run does not know.

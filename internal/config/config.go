@@ -48,7 +48,7 @@ type Config struct {
 	// from any other tenant are dropped.
 	TenantID string `envconfig:"TENANT_ID"`
 	// DatabaseURL selects the state database: sqlite://PATH (embedded) or
-	// postgres://… (several replicas). It may hold a password.
+	// the only kind this version supports. It may hold a password.
 	DatabaseURL Secret `envconfig:"DATABASE_URL" default:"sqlite://./data/mail2archer.db" secret:"true"`
 	// MaxBodyBytes bounds every request body; larger bodies get 413.
 	MaxBodyBytes int64 `envconfig:"MAX_BODY_BYTES" default:"1048576"`

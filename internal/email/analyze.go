@@ -3,6 +3,7 @@ package email
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/textproto"
 	"regexp"
 	"strings"
@@ -50,10 +51,18 @@ type analyzer struct {
 // and whatever was analysed before the bound was hit, so the caller can still
 // file an incident. The returned Report is never nil.
 func Analyze(raw []byte, meta Metadata, opts Options) (*Report, error) {
-	return analyze(raw, meta, opts, time.Now)
+	return analyze(bytesSource(raw), meta, opts, time.Now)
 }
 
-func analyze(raw []byte, meta Metadata, opts Options, now func() time.Time) (*Report, error) {
+// AnalyzeReader is Analyze for a message read from r, size bytes long (the
+// service's spooled copy of the MIME): the message is read in passes and
+// never held in memory whole. The reported message's own Message.Raw is
+// then nil (the caller has the file); attached emails keep theirs.
+func AnalyzeReader(r io.ReaderAt, size int64, meta Metadata, opts Options) (*Report, error) {
+	return analyze(source{r: r, size: size}, meta, opts, time.Now)
+}
+
+func analyze(src source, meta Metadata, opts Options, now func() time.Time) (*Report, error) {
 	a := &analyzer{opts: opts.withDefaults(), now: now, ex: newExtractor()}
 	a.deadline = now().Add(a.opts.Timeout)
 	rep := &Report{
@@ -65,9 +74,9 @@ func analyze(raw []byte, meta Metadata, opts Options, now func() time.Time) (*Re
 		ReportHeaders:  map[string]string{},
 		Classification: classify(meta.Subject),
 	}
-	err := a.run(raw, meta, rep)
+	err := a.run(src, meta, rep)
 	if rep.Suspect == nil {
-		rep.Suspect = fallbackMessage(raw, meta)
+		rep.Suspect = fallbackMessage(src.raw, meta)
 		a.enrich(rep.Suspect)
 	}
 	if rep.Originals == nil {
@@ -95,16 +104,16 @@ func fallbackMessage(raw []byte, meta Metadata) *Message {
 	}
 }
 
-func (a *analyzer) run(raw []byte, meta Metadata, rep *Report) error {
-	if int64(len(raw)) > a.opts.MaxBytes {
-		return fmt.Errorf("analyze message %s: %d bytes, limit %d: %w", meta.MessageID, len(raw), a.opts.MaxBytes, ErrTooLarge)
+func (a *analyzer) run(src source, meta Metadata, rep *Report) error {
+	if src.size > a.opts.MaxBytes {
+		return fmt.Errorf("analyze message %s: %d bytes, limit %d: %w", meta.MessageID, src.size, a.opts.MaxBytes, ErrTooLarge)
 	}
-	top, err := a.parseMIME(raw, "message")
+	top, err := a.parseMIME(src, "message")
 	if err != nil {
 		if isBound(err) {
-			if m, h := a.headerOnly(raw); m != nil {
+			if m, h := a.headerOnly(src); m != nil {
 				a.fillFromHeaders(rep, meta, m, h)
-				m.Source, m.RawName, m.Raw = "self", "message.eml", raw
+				m.Source, m.RawName, m.Raw = "self", "message.eml", src.raw
 				rep.Suspect = m
 				a.enrich(m)
 			}
@@ -121,7 +130,7 @@ func (a *analyzer) run(raw []byte, meta Metadata, rep *Report) error {
 
 	originals, err := a.resolve(top.emails, 1)
 	rep.Originals = originals
-	a.finish(rep, top, reporter, raw)
+	a.finish(rep, top, reporter, src.raw)
 	if err != nil {
 		a.warn("%v", err)
 		return fmt.Errorf("analyze message %s: %w", meta.MessageID, err)
@@ -257,7 +266,7 @@ func (a *analyzer) resolve(emails []attached, depth int) ([]*Message, error) {
 		if e.kind == "msg" {
 			p, err = a.parseMSG(e.raw, label)
 		} else {
-			p, err = a.parseMIME(e.raw, label)
+			p, err = a.parseMIME(bytesSource(e.raw), label)
 		}
 		if err != nil {
 			if isBound(err) {

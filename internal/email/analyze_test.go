@@ -92,7 +92,7 @@ func TestAnalyzeTimeout(t *testing.T) {
 	t.Parallel()
 	raw := mustRead(t, "testdata/corpus/report-rfc822.eml")
 	clock := &steppingClock{now: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), step: time.Second}
-	rep, err := analyze(raw, Metadata{MessageID: "m2"}, Options{Timeout: 500 * time.Millisecond}, clock.Now)
+	rep, err := analyze(bytesSource(raw), Metadata{MessageID: "m2"}, Options{Timeout: 500 * time.Millisecond}, clock.Now)
 	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("error = %v, want ErrTimeout", err)
 	}
@@ -101,7 +101,7 @@ func TestAnalyzeTimeout(t *testing.T) {
 	}
 
 	still := &steppingClock{now: clock.now}
-	if _, err := analyze(raw, Metadata{}, Options{Timeout: time.Second}, still.Now); err != nil {
+	if _, err := analyze(bytesSource(raw), Metadata{}, Options{Timeout: time.Second}, still.Now); err != nil {
 		t.Fatalf("with a stopped clock: %v", err)
 	}
 }

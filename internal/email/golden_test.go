@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -123,4 +124,41 @@ func firstDiff(want, got string) string {
 		}
 	}
 	return ""
+}
+
+// TestAnalyzeReaderMatchesAnalyze reads every corpus file from disk the way
+// the service reads its spooled copy and finds the same report as from
+// memory; only the reported message's own Raw is left to the caller.
+func TestAnalyzeReaderMatchesAnalyze(t *testing.T) {
+	t.Parallel()
+	for _, path := range corpusFiles(t) {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta := Metadata{Mailbox: "phish@contoso.com", MessageID: "AAMk-" + filepath.Base(path)}
+		want, wantErr := Analyze(raw, meta, goldenOptions())
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, gotErr := AnalyzeReader(f, int64(len(raw)), meta, goldenOptions())
+		_ = f.Close()
+		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Errorf("%s: error %v, want %v", path, gotErr, wantErr)
+		}
+		wj, _ := json.Marshal(want)
+		gj, _ := json.Marshal(got)
+		if !bytes.Equal(wj, gj) {
+			t.Errorf("%s: the report read from the file differs\n%s", path, firstDiff(string(wj), string(gj)))
+		}
+		switch {
+		case got.Suspect.Source == "self" || got.Suspect.RawName == "forward.eml":
+			if got.Suspect.Raw != nil {
+				t.Errorf("%s: the reported message's Raw is held in memory (%d bytes)", path, len(got.Suspect.Raw))
+			}
+		case !bytes.Equal(got.Suspect.Raw, want.Suspect.Raw):
+			t.Errorf("%s: the attached original's Raw differs", path)
+		}
+	}
 }

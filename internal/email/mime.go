@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/textproto"
 	"path"
 	"strings"
@@ -47,18 +48,57 @@ type parsed struct {
 // make the parser recurse or allocate without bound. It counts boundary
 // parameters (each multipart container needs one) and lines containing "--"
 // (each part needs one); both are upper bounds of what the parser will build.
-func (a *analyzer) prescan(raw []byte) error {
-	containers := countBoundaryParams(raw)
+// It reads src line by line, so a spooled message is never loaded whole.
+func (a *analyzer) prescan(src source) error {
+	containers, dashLines := 0, 0
+	if err := eachLine(src.reader(), func(line []byte) bool {
+		containers += countBoundaryParams(line)
+		if bytes.Contains(line, []byte("--")) {
+			dashLines++
+		}
+		return true
+	}); err != nil {
+		return fmt.Errorf("prescan: read: %w", err)
+	}
 	if containers > a.opts.MaxParts {
-		if scanDepth(raw, a.opts.MaxDepth+1) > a.opts.MaxDepth {
+		if scanDepth(src.reader(), a.opts.MaxDepth+1) > a.opts.MaxDepth {
 			return fmt.Errorf("prescan: multipart nesting over %d: %w", a.opts.MaxDepth, ErrTooDeep)
 		}
 		return fmt.Errorf("prescan: %d multipart containers, limit %d: %w", containers, a.opts.MaxParts, ErrTooManyParts)
 	}
-	if lines := countDashLines(raw); lines > 20*a.opts.MaxParts {
-		return fmt.Errorf("prescan: %d delimiter-like lines, limit %d: %w", lines, 20*a.opts.MaxParts, ErrTooManyParts)
+	if dashLines > 20*a.opts.MaxParts {
+		return fmt.Errorf("prescan: %d delimiter-like lines, limit %d: %w", dashLines, 20*a.opts.MaxParts, ErrTooManyParts)
 	}
 	return nil
+}
+
+// maxScanLine is the longest line prefix the scans look at. A longer line
+// is one header or one line of content: its prefix holds whatever boundary
+// parameter or delimiter it could carry.
+const maxScanLine = 64 << 10
+
+// eachLine calls fn with every line of r, without its line feed, cut to
+// maxScanLine bytes, until fn returns false or r ends.
+func eachLine(r io.Reader, fn func(line []byte) bool) error {
+	br := bufio.NewReaderSize(r, maxScanLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == io.EOF && len(line) == 0 {
+			return nil
+		}
+		if !fn(bytes.TrimSuffix(line, []byte("\n"))) {
+			return nil
+		}
+		for err == bufio.ErrBufferFull {
+			_, err = br.ReadSlice('\n') // the rest of an over-long line
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // countBoundaryParams counts "boundary" followed, after optional spaces and
@@ -105,43 +145,23 @@ func indexFold(b []byte, word string) int {
 	return -1
 }
 
-func countDashLines(raw []byte) int {
-	n := 0
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		if bytes.Contains(line, []byte("--")) {
-			n++
-		}
-	}
-	return n
-}
-
-// scanDepth estimates the multipart nesting of raw, stopping at limit. It
-// follows the boundaries the way a MIME parser does: a delimiter of an outer
-// container also ends every container inside it.
-func scanDepth(raw []byte, limit int) int {
+// scanDepth estimates the multipart nesting of the message r holds,
+// stopping at limit. It follows the boundaries the way a MIME parser does:
+// a delimiter of an outer container also ends every container inside it.
+func scanDepth(r io.Reader, limit int) int {
 	var stack []string
 	inHeader := true
 	var header bytes.Buffer
 	maxDepth := 0
-	for len(raw) > 0 && maxDepth < limit {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
+	_ = eachLine(r, func(line []byte) bool {
 		line = bytes.TrimRight(line, "\r")
 		if inHeader {
 			if len(line) > 0 {
-				header.Write(line)
-				header.WriteByte('\n')
-				continue
+				if header.Len() < maxHeaderValue {
+					header.Write(line)
+					header.WriteByte('\n')
+				}
+				return true
 			}
 			inHeader = false
 			if b := boundaryOf(header.String()); b != "" {
@@ -149,10 +169,10 @@ func scanDepth(raw []byte, limit int) int {
 				maxDepth = max(maxDepth, len(stack))
 			}
 			header.Reset()
-			continue
+			return maxDepth < limit
 		}
 		if !bytes.HasPrefix(line, []byte("--")) {
-			continue
+			return true
 		}
 		for i := len(stack) - 1; i >= 0; i-- {
 			b := stack[i]
@@ -168,7 +188,8 @@ func scanDepth(raw []byte, limit int) int {
 			}
 			break
 		}
-	}
+		return true
+	})
 	return maxDepth
 }
 
@@ -205,8 +226,8 @@ func boundaryFromCT(ct string) string {
 }
 
 // parseMIME parses one email.
-func (a *analyzer) parseMIME(raw []byte, label string) (p *parsed, err error) {
-	if err := a.prescan(raw); err != nil {
+func (a *analyzer) parseMIME(src source, label string) (p *parsed, err error) {
+	if err := a.prescan(src); err != nil {
 		return nil, fmt.Errorf("%s: %w", label, err)
 	}
 	parser := enmime.NewParser(
@@ -216,26 +237,27 @@ func (a *analyzer) parseMIME(raw []byte, label string) (p *parsed, err error) {
 		enmime.DisableCharacterDetection(true),
 		enmime.DisableTextConversion(true),
 	)
-	env, err := readEnvelope(parser, raw)
+	root, err := readParts(parser, src.reader())
 	if err != nil {
 		return nil, fmt.Errorf("%s: parse MIME: %w", label, err)
 	}
-	if err := a.checkTree(env.Root, label); err != nil {
+	if err := a.checkTree(root, label); err != nil {
 		return nil, err
 	}
-	for _, e := range env.Errors {
+	body := bodiesOf(root)
+	for _, e := range body.errs {
 		if e != nil && e.Severe {
 			a.warn("%s: %s: %s", label, e.Name, e.Detail)
 		}
 	}
-	p = &parsed{header: env.Root.Header}
-	m := a.messageFromHeader(env.Root.Header, label)
-	m.Text = strings.ToValidUTF8(env.Text, "\uFFFD")
-	m.HTML = strings.ToValidUTF8(env.HTML, "\uFFFD")
+	p = &parsed{header: root.Header}
+	m := a.messageFromHeader(root.Header, label)
+	m.Text = strings.ToValidUTF8(body.text, "\uFFFD")
+	m.HTML = strings.ToValidUTF8(body.html, "\uFFFD")
 	a.scanBodies(m, label)
-	m.Raw = raw
+	m.Raw = src.raw
 	p.msg = m
-	collectParts(env.Root, p)
+	collectParts(root, p)
 	return p, nil
 }
 
@@ -258,18 +280,18 @@ func (a *analyzer) scanBodies(m *Message, label string) {
 	m.html = &s
 }
 
-// readEnvelope runs the MIME parser, turning a panic in it into an error.
-func readEnvelope(parser *enmime.Parser, raw []byte) (env *enmime.Envelope, err error) {
+// readParts runs the MIME parser, turning a panic in it into an error.
+func readParts(parser *enmime.Parser, r io.Reader) (root *enmime.Part, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			env, err = nil, fmt.Errorf("MIME parser failed: %v", r)
+			root, err = nil, fmt.Errorf("MIME parser failed: %v", r)
 		}
 	}()
-	env, err = parser.ReadEnvelope(bytes.NewReader(raw))
-	if err == nil && (env == nil || env.Root == nil) {
+	root, err = parser.ReadParts(r)
+	if err == nil && root == nil {
 		err = errors.New("MIME parser returned no message")
 	}
-	return env, err
+	return root, err
 }
 
 // checkTree enforces MaxDepth and MaxParts on the parsed tree.
@@ -517,22 +539,28 @@ func truncateRunes(s string, n int) string {
 	return s
 }
 
-// headerOnly reads just the top header block of raw, for a message whose
-// body exceeded a bound, so the report still names its sender and subject.
-func (a *analyzer) headerOnly(raw []byte) (*Message, textproto.MIMEHeader) {
-	end := len(raw)
-	if i := bytes.Index(raw, []byte("\n\r\n")); i >= 0 && i+3 < end {
-		end = i + 3
-	}
-	if i := bytes.Index(raw[:end], []byte("\n\n")); i >= 0 {
-		end = i + 2
-	}
-	h, err := enmime.ReadHeader(bufio.NewReader(bytes.NewReader(raw[:end])), discardErrors{})
+// headerOnly reads just the top header block of src, for a message whose
+// body could not be parsed within the bounds.
+func (a *analyzer) headerOnly(src source) (*Message, textproto.MIMEHeader) {
+	var block bytes.Buffer
+	_ = eachLine(src.reader(), func(line []byte) bool {
+		if len(bytes.TrimRight(line, "\r")) == 0 || block.Len() > maxHeaderBlock {
+			return false
+		}
+		block.Write(line)
+		block.WriteByte('\n')
+		return true
+	})
+	block.WriteByte('\n')
+	h, err := enmime.ReadHeader(bufio.NewReader(&block), discardErrors{})
 	if err != nil || h == nil {
 		return nil, nil
 	}
 	return a.messageFromHeader(h, "message headers"), h
 }
+
+// maxHeaderBlock bounds the header block headerOnly reads.
+const maxHeaderBlock = 1 << 20
 
 // discardErrors ignores the header parser's complaints.
 type discardErrors struct{}

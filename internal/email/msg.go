@@ -257,7 +257,7 @@ func (a *analyzer) msgMessage(raw []byte, label string, top *msgStorage, recip, 
 	p := &parsed{}
 	var m *Message
 	if hdrs := top.str(propTransportHeaders); strings.TrimSpace(hdrs) != "" {
-		hp, err := a.parseMIME([]byte(strings.TrimRight(hdrs, "\r\n")+"\r\n\r\n"), label+" transport headers")
+		hp, err := a.parseMIME(bytesSource([]byte(strings.TrimRight(hdrs, "\r\n")+"\r\n\r\n")), label+" transport headers")
 		if err == nil {
 			m, p.header = hp.msg, hp.header
 			m.Text, m.HTML, m.Attachments = "", "", nil

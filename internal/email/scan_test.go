@@ -1,6 +1,7 @@
 package email
 
 import (
+	"bytes"
 	"regexp"
 	"strings"
 	"testing"
@@ -25,23 +26,23 @@ func TestCountBoundaryParams(t *testing.T) {
 
 func TestScanDepth(t *testing.T) {
 	t.Parallel()
-	if got := scanDepth(nestedMultipart(7), 100); got != 7 {
+	if got := scanDepth(bytes.NewReader(nestedMultipart(7)), 100); got != 7 {
 		t.Errorf("scanDepth(7 levels) = %d", got)
 	}
-	if got := scanDepth(nestedMultipart(50), 10); got != 10 {
+	if got := scanDepth(bytes.NewReader(nestedMultipart(50)), 10); got != 10 {
 		t.Errorf("scanDepth stops at its limit: got %d", got)
 	}
 	siblings := "Content-Type: multipart/mixed; boundary=o\n\n" +
 		"--o\nContent-Type: multipart/alternative; boundary=i1\n\n--i1\n\nx\n--i1--\n" +
 		"--o\nContent-Type: multipart/alternative; boundary=i2\n\n--i2\n\ny\n--i2--\n--o--\n"
-	if got := scanDepth([]byte(siblings), 100); got != 2 {
+	if got := scanDepth(strings.NewReader(siblings), 100); got != 2 {
 		t.Errorf("scanDepth(siblings) = %d, want 2", got)
 	}
 	// An unclosed inner container ends at the outer delimiter.
 	unclosed := "Content-Type: multipart/mixed; boundary=o\n\n" +
 		"--o\nContent-Type: multipart/mixed; boundary=i\n\n--i\n\nx\n" +
 		"--o\nContent-Type: multipart/mixed; boundary=j\n\n--j\n\ny\n--o--\n"
-	if got := scanDepth([]byte(unclosed), 100); got != 2 {
+	if got := scanDepth(strings.NewReader(unclosed), 100); got != 2 {
 		t.Errorf("scanDepth(unclosed) = %d, want 2", got)
 	}
 }

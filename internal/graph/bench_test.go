@@ -3,6 +3,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http/httptest"
 	"os"
 	"testing"
@@ -33,7 +34,7 @@ func BenchmarkFetchMessage(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	if _, err := c.FetchMessage(ctx, testMailbox, id); err != nil {
+	if _, err := c.FetchMessage(ctx, testMailbox, id, io.Discard); err != nil {
 		b.Fatal(err)
 	}
 	b.SetParallelism(2) // 2 × GOMAXPROCS(2) = 4 callers
@@ -41,7 +42,7 @@ func BenchmarkFetchMessage(b *testing.B) {
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := c.FetchMessage(ctx, testMailbox, id); err != nil {
+			if _, err := c.FetchMessage(ctx, testMailbox, id, io.Discard); err != nil {
 				b.Error(err)
 				return
 			}

@@ -18,8 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mail2archer/mail2archer/internal/sim/graphsim"
 	"github.com/rs/zerolog"
+
+	"github.com/mail2archer/mail2archer/internal/sim/graphsim"
+	"github.com/mail2archer/mail2archer/subscriptions"
 )
 
 const (
@@ -135,9 +137,9 @@ func report(t *testing.T) []byte {
 	return bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
 }
 
-func (b *bundle) subscribe(t *testing.T) Subscription {
+func (b *bundle) subscribe(t *testing.T) subscriptions.Subscription {
 	t.Helper()
-	sub, err := b.client.CreateSubscription(context.Background(), SubscriptionRequest{
+	sub, err := b.client.CreateSubscription(context.Background(), subscriptions.Request{
 		Mailbox: testMailbox, Folder: "inbox",
 		NotificationURL:          b.hook.srv.URL + "/webhooks/graph",
 		LifecycleNotificationURL: b.hook.srv.URL + "/webhooks/graph/lifecycle",
@@ -184,11 +186,12 @@ func TestEndToEndSubscribeNotifyFetch(t *testing.T) {
 		t.Errorf("notification id %s, want the immutable id %s", id, stored.ImmutableID)
 	}
 
-	msg, err := b.client.FetchMessage(ctx, testMailbox, id)
+	var fetched bytes.Buffer
+	msg, err := b.client.FetchMessage(ctx, testMailbox, id, &fetched)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(msg.MIME, mime) {
+	if !bytes.Equal(fetched.Bytes(), mime) || msg.Size != int64(len(mime)) {
 		t.Error("fetched MIME differs from the delivered message")
 	}
 	if msg.ID != id || msg.InternetMessageID != "<report-1@contoso.com>" || msg.Subject != "FW: Your mailbox is full" ||
@@ -217,7 +220,7 @@ func TestSubscriptionLifecycleCalls(t *testing.T) {
 	b := setup(t, graphsim.Options{PageSize: 1})
 	ctx := context.Background()
 	sub := b.subscribe(t)
-	second, err := b.client.CreateSubscription(ctx, SubscriptionRequest{
+	second, err := b.client.CreateSubscription(ctx, subscriptions.Request{
 		Mailbox: testMailbox, Folder: "archive", NotificationURL: b.hook.srv.URL, ExpiresAt: b.sim.Now().Add(time.Hour),
 	})
 	if err != nil {
@@ -245,19 +248,75 @@ func TestSubscriptionLifecycleCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = b.client.DeleteSubscription(ctx, second.ID)
-	if ClassOf(err) != ClassNotFound {
+	if ClassOf(err) != ClassNotFound || !errors.Is(err, subscriptions.ErrNotFound) {
 		t.Errorf("deleting twice: %v (%v)", err, ClassOf(err))
 	}
 	_, err = b.client.RenewSubscription(ctx, second.ID, want)
-	if ClassOf(err) != ClassNotFound {
+	if ClassOf(err) != ClassNotFound || !errors.Is(err, subscriptions.ErrNotFound) {
 		t.Errorf("renewing a deleted subscription: %v", err)
 	}
-	_, err = b.client.CreateSubscription(ctx, SubscriptionRequest{
+	err = b.client.ReauthorizeSubscription(ctx, second.ID)
+	if ClassOf(err) != ClassNotFound || !errors.Is(err, subscriptions.ErrNotFound) {
+		t.Errorf("reauthorizing a deleted subscription: %v", err)
+	}
+	_, err = b.client.CreateSubscription(ctx, subscriptions.Request{
 		Mailbox: testMailbox, Folder: "inbox", NotificationURL: b.hook.srv.URL, ExpiresAt: b.sim.Now().Add(time.Hour),
 	})
 	var ge *Error
-	if !errors.As(err, &ge) || ge.Status != http.StatusConflict || ge.Class != ClassPermanent {
+	if !errors.As(err, &ge) || ge.Status != http.StatusConflict || ge.Class != ClassPermanent || errors.Is(err, subscriptions.ErrNotFound) {
 		t.Errorf("duplicate subscription: %v", err)
+	}
+}
+
+// TestA404OnASubscriptionMeansItIsGone: Graph answers 404 on a
+// subscription with codes that elsewhere mean a permission problem; the
+// subscription is gone whatever the code, while the class stays what the
+// code says.
+func TestA404OnASubscriptionMeansItIsGone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	calls := map[string]struct {
+		route graphsim.Route
+		call  func(c *Client, id string) error
+	}{
+		"renew": {graphsim.RouteUpdateSubscription, func(c *Client, id string) error {
+			_, err := c.RenewSubscription(ctx, id, time.Now().Add(time.Hour))
+			return err
+		}},
+		"reauthorize": {graphsim.RouteReauthorize, func(c *Client, id string) error { return c.ReauthorizeSubscription(ctx, id) }},
+		"delete":      {graphsim.RouteDeleteSubscription, func(c *Client, id string) error { return c.DeleteSubscription(ctx, id) }},
+	}
+	answers := []struct {
+		status int
+		code   string
+		class  Class
+		gone   bool
+	}{
+		{http.StatusNotFound, "ResourceNotFound", ClassNotFound, true},
+		{http.StatusNotFound, "ExtensionError", ClassPermission, true},
+		{http.StatusForbidden, "ExtensionError", ClassPermission, false},
+		{http.StatusInternalServerError, "InternalServerError", ClassTransient, false},
+	}
+	for name, c := range calls {
+		for _, a := range answers {
+			t.Run(fmt.Sprintf("%s %d %s", name, a.status, a.code), func(t *testing.T) {
+				t.Parallel()
+				b := setup(t, graphsim.Options{})
+				sub := b.subscribe(t)
+				b.sim.SetFaults(graphsim.Fault{Route: c.route, Status: a.status, Code: a.code, Message: "The subscription was not found.", Times: 1})
+				err := c.call(b.client, sub.ID)
+				var ge *Error
+				if !errors.As(err, &ge) || ge.Class != a.class || ge.Status != a.status {
+					t.Fatalf("error %v (%T), want a *Error of class %v", err, err, a.class)
+				}
+				if errors.Is(err, subscriptions.ErrNotFound) != a.gone {
+					t.Errorf("errors.Is(%v, ErrNotFound) = %v, want %v", err, !a.gone, a.gone)
+				}
+				if !strings.Contains(err.Error(), "The subscription was not found.") || strings.Contains(err.Error(), subscriptions.ErrNotFound.Error()) {
+					t.Errorf("text %q, want Graph's words unchanged", err.Error())
+				}
+			})
+		}
 	}
 }
 
@@ -276,7 +335,7 @@ func TestAServerRefusingGzipIsServedAtOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t, graphsim.Options{})
 	b.sim.Reject415(true)
-	if _, err := b.client.CreateSubscription(context.Background(), SubscriptionRequest{
+	if _, err := b.client.CreateSubscription(context.Background(), subscriptions.Request{
 		Mailbox: testMailbox, Folder: "inbox", NotificationURL: b.hook.srv.URL, ExpiresAt: b.sim.Now().Add(time.Hour),
 	}); err != nil {
 		t.Fatalf("create after a 415: %v", err)
@@ -351,7 +410,7 @@ func TestRequestURLsMatchGraphAndSimulator(t *testing.T) {
 		{
 			name: "message metadata", route: graphsim.RouteGetMessage, method: http.MethodGet,
 			call: func(b *bundle, tg target) error {
-				_, err := b.client.FetchMessage(ctx, testMailbox, tg.msgID)
+				_, err := b.client.FetchMessage(ctx, testMailbox, tg.msgID, io.Discard)
 				return err
 			},
 			path: func(tg target) string { return mb + "/messages/" + pathSegment(tg.msgID) },
@@ -362,7 +421,7 @@ func TestRequestURLsMatchGraphAndSimulator(t *testing.T) {
 		{
 			name: "message MIME", route: graphsim.RouteGetMIME, method: http.MethodGet,
 			call: func(b *bundle, tg target) error {
-				_, err := b.client.FetchMessage(ctx, testMailbox, tg.msgID)
+				_, err := b.client.FetchMessage(ctx, testMailbox, tg.msgID, io.Discard)
 				return err
 			},
 			path:  func(tg target) string { return mb + "/messages/" + pathSegment(tg.msgID) + "/$value" },
@@ -410,7 +469,7 @@ func TestRequestURLsMatchGraphAndSimulator(t *testing.T) {
 		{
 			name: "create subscription", route: graphsim.RouteCreateSubscription, method: http.MethodPost,
 			call: func(b *bundle, tg target) error {
-				_, err := b.client.CreateSubscription(ctx, SubscriptionRequest{Mailbox: testMailbox, Folder: "archive",
+				_, err := b.client.CreateSubscription(ctx, subscriptions.Request{Mailbox: testMailbox, Folder: "archive",
 					NotificationURL: b.hook.srv.URL, ExpiresAt: b.sim.Now().Add(time.Hour)})
 				return err
 			},
@@ -498,7 +557,7 @@ func TestPagingLinksAreFollowedVerbatim(t *testing.T) {
 	}
 
 	b.subscribe(t)
-	if _, err := b.client.CreateSubscription(ctx, SubscriptionRequest{Mailbox: testMailbox, Folder: "archive",
+	if _, err := b.client.CreateSubscription(ctx, subscriptions.Request{Mailbox: testMailbox, Folder: "archive",
 		NotificationURL: b.hook.srv.URL, ExpiresAt: b.sim.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
@@ -553,7 +612,7 @@ func TestEmptyIDsAreRefused(t *testing.T) {
 	ctx := context.Background()
 	b := setup(t, graphsim.Options{})
 	calls := map[string]func() error{
-		"fetch":       func() error { _, err := b.client.FetchMessage(ctx, testMailbox, " "); return err },
+		"fetch":       func() error { _, err := b.client.FetchMessage(ctx, testMailbox, " ", io.Discard); return err },
 		"categorize":  func() error { return b.client.Categorize(ctx, testMailbox, "", []string{"x"}) },
 		"move":        func() error { _, err := b.client.Move(ctx, testMailbox, "", "archive"); return err },
 		"renew":       func() error { _, err := b.client.RenewSubscription(ctx, "", time.Now().Add(time.Hour)); return err },

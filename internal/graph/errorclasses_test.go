@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mail2archer/mail2archer/internal/sim/graphsim"
+	"github.com/mail2archer/mail2archer/subscriptions"
 )
 
 func deliver(t *testing.T, b *bundle) graphsim.Message {
@@ -52,7 +54,7 @@ func TestErrorClassesFromSimulator(t *testing.T) {
 			opts:    graphsim.Options{Budget: 1, BudgetWindow: 10 * time.Minute},
 			prepare: func(t *testing.T, b *bundle) {},
 			call: func(b *bundle, id string) error {
-				_, err := b.client.FetchMessage(ctx, testMailbox, id)
+				_, err := b.client.FetchMessage(ctx, testMailbox, id, io.Discard)
 				return err
 			},
 			class: ClassRetryAfter, status: 429,
@@ -68,7 +70,7 @@ func TestErrorClassesFromSimulator(t *testing.T) {
 				b.sim.SetFaults(graphsim.Fault{Route: graphsim.RouteGetMessage, Status: 503})
 			},
 			call: func(b *bundle, id string) error {
-				_, err := b.client.FetchMessage(ctx, testMailbox, id)
+				_, err := b.client.FetchMessage(ctx, testMailbox, id, io.Discard)
 				return err
 			},
 			class: ClassTransient, status: 503,
@@ -93,13 +95,16 @@ func TestErrorClassesFromSimulator(t *testing.T) {
 				}
 			},
 			call: func(b *bundle, id string) error {
-				_, err := b.client.FetchMessage(ctx, testMailbox, "AAkALgAAAAAAHYQDEapmEc2byACqACgone")
+				_, err := b.client.FetchMessage(ctx, testMailbox, "AAkALgAAAAAAHYQDEapmEc2byACqACgone", io.Discard)
 				return err
 			},
 			class: ClassNotFound, status: 404,
 			check: func(t *testing.T, e *Error) {
 				if e.Code != "ErrorItemNotFound" {
 					t.Errorf("code %s", e.Code)
+				}
+				if errors.Is(e, subscriptions.ErrNotFound) || errors.Is(e, subscriptions.ErrDeltaExpired) {
+					t.Errorf("a message that is gone reads as a subscription or delta failure: %v", e)
 				}
 			},
 		},
@@ -109,7 +114,7 @@ func TestErrorClassesFromSimulator(t *testing.T) {
 				_ = b.sim.SetAccess(testMailbox, graphsim.AccessNone)
 			},
 			call: func(b *bundle, id string) error {
-				_, err := b.client.FetchMessage(ctx, testMailbox, id)
+				_, err := b.client.FetchMessage(ctx, testMailbox, id, io.Discard)
 				return err
 			},
 			class: ClassPermission, status: 403,
@@ -137,7 +142,7 @@ func TestErrorClassesFromSimulator(t *testing.T) {
 		{
 			name: "unknown mailbox",
 			call: func(b *bundle, id string) error {
-				_, err := b.client.FetchMessage(ctx, "nobody@contoso.com", id)
+				_, err := b.client.FetchMessage(ctx, "nobody@contoso.com", id, io.Discard)
 				return err
 			},
 			class: ClassPermission, status: 404,
@@ -169,7 +174,7 @@ func TestErrorClassesFromSimulator(t *testing.T) {
 				b.sim.SetFaults(graphsim.Fault{Route: graphsim.RouteGetMessage, Status: 401})
 			},
 			call: func(b *bundle, id string) error {
-				_, err := b.client.FetchMessage(ctx, testMailbox, id)
+				_, err := b.client.FetchMessage(ctx, testMailbox, id, io.Discard)
 				return err
 			},
 			class: ClassPermission, status: 401,
@@ -194,6 +199,11 @@ func TestErrorClassesFromSimulator(t *testing.T) {
 				return err
 			},
 			class: ClassNotFound, status: 410,
+			check: func(t *testing.T, e *Error) {
+				if !errors.Is(e, subscriptions.ErrDeltaExpired) {
+					t.Errorf("%v does not match subscriptions.ErrDeltaExpired", e)
+				}
+			},
 		},
 		{
 			name: "Graph unreachable",
@@ -204,7 +214,7 @@ func TestErrorClassesFromSimulator(t *testing.T) {
 				b.srv.Close()
 			},
 			call: func(b *bundle, id string) error {
-				_, err := b.client.FetchMessage(ctx, testMailbox, id)
+				_, err := b.client.FetchMessage(ctx, testMailbox, id, io.Discard)
 				return err
 			},
 			class: ClassTransient,
@@ -219,7 +229,7 @@ func TestErrorClassesFromSimulator(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				_, err = c.FetchMessage(ctx, testMailbox, id)
+				_, err = c.FetchMessage(ctx, testMailbox, id, io.Discard)
 				return err
 			},
 			class: ClassTransient,
@@ -231,7 +241,7 @@ func TestErrorClassesFromSimulator(t *testing.T) {
 				b.subscribe(t)
 			},
 			call: func(b *bundle, id string) error {
-				_, err := b.client.CreateSubscription(ctx, SubscriptionRequest{Mailbox: testMailbox, Folder: "archive",
+				_, err := b.client.CreateSubscription(ctx, subscriptions.Request{Mailbox: testMailbox, Folder: "archive",
 					NotificationURL: b.hook.srv.URL, ExpiresAt: b.sim.Now().Add(time.Hour)})
 				return err
 			},
@@ -245,7 +255,7 @@ func TestErrorClassesFromSimulator(t *testing.T) {
 		{
 			name: "expiry beyond the maximum",
 			call: func(b *bundle, id string) error {
-				_, err := b.client.CreateSubscription(ctx, SubscriptionRequest{Mailbox: testMailbox, Folder: "inbox",
+				_, err := b.client.CreateSubscription(ctx, subscriptions.Request{Mailbox: testMailbox, Folder: "inbox",
 					NotificationURL: b.hook.srv.URL, ExpiresAt: b.sim.Now().Add(10080 * time.Minute)})
 				return err
 			},
@@ -260,7 +270,7 @@ func TestErrorClassesFromSimulator(t *testing.T) {
 			name: "notification URL fails validation",
 			call: func(b *bundle, id string) error {
 				bad := httptestServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }))
-				_, err := b.client.CreateSubscription(ctx, SubscriptionRequest{Mailbox: testMailbox, Folder: "inbox",
+				_, err := b.client.CreateSubscription(ctx, subscriptions.Request{Mailbox: testMailbox, Folder: "inbox",
 					NotificationURL: bad, ExpiresAt: b.sim.Now().Add(time.Hour)})
 				return err
 			},
@@ -279,7 +289,7 @@ func TestErrorClassesFromSimulator(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				_, err = small.FetchMessage(ctx, testMailbox, id)
+				_, err = small.FetchMessage(ctx, testMailbox, id, io.Discard)
 				return err
 			},
 			class: ClassPermanent,
@@ -319,7 +329,7 @@ func TestSDKRetriesHonourRetryAfter(t *testing.T) {
 	m := deliver(t, b)
 	b.sim.SetFaults(graphsim.Fault{Route: graphsim.RouteGetMessage, Status: 429, RetryAfter: time.Second, Times: 1})
 	start := time.Now()
-	if _, err := b.client.FetchMessage(context.Background(), testMailbox, m.ImmutableID); err != nil {
+	if _, err := b.client.FetchMessage(context.Background(), testMailbox, m.ImmutableID, io.Discard); err != nil {
 		t.Fatalf("the SDK should have retried the 429: %v", err)
 	}
 	if time.Since(start) < time.Second {
@@ -338,7 +348,7 @@ func TestSDKRetriesHonourRetryAfter(t *testing.T) {
 	// A wait longer than MaxRetryAfter is handed to the caller at once.
 	b.sim.SetFaults(graphsim.Fault{Route: graphsim.RouteGetMessage, Status: 429, RetryAfter: 2 * time.Minute})
 	start = time.Now()
-	_, err := b.client.FetchMessage(context.Background(), testMailbox, m.ImmutableID)
+	_, err := b.client.FetchMessage(context.Background(), testMailbox, m.ImmutableID, io.Discard)
 	if d, ok := RetryAfter(err); !ok || d != 2*time.Minute {
 		t.Errorf("got %v", err)
 	}
@@ -358,7 +368,7 @@ func TestMailboxConcurrencyStaysWithinGraphLimit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := b.client.FetchMessage(context.Background(), testMailbox, m.ImmutableID)
+			_, err := b.client.FetchMessage(context.Background(), testMailbox, m.ImmutableID, io.Discard)
 			errs <- err
 		}()
 	}

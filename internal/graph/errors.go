@@ -2,8 +2,10 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	abstractions "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 
+	"github.com/mail2archer/mail2archer/internal/clip"
 	"github.com/mail2archer/mail2archer/internal/outcome"
 )
 
@@ -176,6 +179,7 @@ func (c *Client) wrap(op, mailbox string, st *callState, err error) error {
 	var headers *abstractions.ResponseHeaders
 	var oe *odataerrors.ODataError
 	var ae *abstractions.ApiError
+	var se *statusError
 	var afe *azidentity.AuthenticationFailedError
 	switch {
 	case errors.Is(err, errBodyTooLarge):
@@ -211,6 +215,8 @@ func (c *Client) wrap(op, mailbox string, st *callState, err error) error {
 				e.Message = *p
 			}
 		}
+	case errors.As(err, &se):
+		e.Status, e.Code, e.Message = se.status, se.code, se.message
 	case errors.As(err, &ae):
 		e.Status = ae.ResponseStatusCode
 		headers = ae.ResponseHeaders
@@ -350,4 +356,31 @@ func Decide(err error) outcome.Decision {
 		}
 	}
 	return d
+}
+
+// statusError is a failed response read by a response handler of ours
+// (the streamed MIME download) rather than by the SDK.
+type statusError struct {
+	status        int
+	code, message string
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("HTTP %d %s: %s", e.status, e.code, e.message)
+}
+
+// newStatusError reads Graph's error body ({"error":{"code","message"}}),
+// which the transport has already cut to maxErrorBody.
+func newStatusError(r *http.Response) *statusError {
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	data, _ := io.ReadAll(io.LimitReader(r.Body, maxErrorBody))
+	if json.Unmarshal(data, &body) != nil {
+		body.Error.Message = http.StatusText(r.StatusCode)
+	}
+	return &statusError{status: r.StatusCode, code: clip.String(body.Error.Code, 100), message: clip.String(body.Error.Message, 1000)}
 }

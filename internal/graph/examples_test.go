@@ -7,6 +7,8 @@ import (
 
 	jsonserialization "github.com/microsoft/kiota-serialization-json-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
+
+	"github.com/mail2archer/mail2archer/subscriptions"
 )
 
 // The JSON examples of ../shared/protocols/graph.md, copied verbatim, must
@@ -41,7 +43,7 @@ func TestProtocolNoteExamplesDecode(t *testing.T) {
 		t.Fatal(err)
 	}
 	sub := toSubscription(v.(models.Subscriptionable))
-	want := Subscription{ID: "7f105c7d-2dc5-4530-97cd-4e7ae6534c07", Resource: "me/mailFolders('Inbox')/messages",
+	want := subscriptions.Subscription{ID: "7f105c7d-2dc5-4530-97cd-4e7ae6534c07", Resource: "me/mailFolders('Inbox')/messages",
 		ChangeType: "created", NotificationURL: "https://…", ClientState: "secretClientValue",
 		ExpiresAt: time.Date(2016, 11, 20, 18, 23, 45, 935691300, time.UTC)}
 	if sub != want {

@@ -3,6 +3,8 @@ package graph
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -10,6 +12,8 @@ import (
 	abstractions "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
+
+	"github.com/mail2archer/mail2archer/subscriptions"
 )
 
 // messageSelect is the $select of FetchMessage: internetMessageHeaders only
@@ -84,10 +88,12 @@ var wellKnownFolders = map[string]bool{
 	"searchfolders": true, "recoverableitemsdeletions": true, "msgfolderroot": true,
 }
 
-// FetchMessage reads a message's metadata ($select) and its raw MIME
-// ($value, at most Config.MaxMIMEBytes). A ClassNotFound error means the
-// message was deleted or moved (with mutable ids) since it was announced.
-func (c *Client) FetchMessage(ctx context.Context, mailbox, id string) (*Message, error) {
+// FetchMessage reads a message's metadata ($select) and streams its raw
+// MIME ($value, at most Config.MaxMIMEBytes) into mime, so that a large
+// message never sits in memory. A ClassNotFound error means the message was
+// deleted or moved (with mutable ids) since it was announced. A failure to
+// write to mime is returned as a *WriteError, not as a Graph failure.
+func (c *Client) FetchMessage(ctx context.Context, mailbox, id string, mime io.Writer) (*Message, error) {
 	op := "fetch message " + id
 	if err := checkSegment("mailbox", mailbox); err != nil {
 		return nil, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
@@ -105,12 +111,68 @@ func (c *Client) FetchMessage(ctx context.Context, mailbox, id string) (*Message
 	}
 	out := toMessage(m)
 	st = &callState{mailbox: mailbox, maxBody: c.maxMIME}
-	mime, err := c.mimeBuilder(mailbox, id).Get(withCall(ctx, st), nil)
+	sink := &countingWriter{w: mime}
+	opt := abstractions.NewRequestHandlerOption()
+	opt.SetResponseHandler(func(resp any, _ abstractions.ErrorMappings) (any, error) {
+		return nil, streamBody(resp, sink)
+	})
+	_, err = c.mimeBuilder(mailbox, id).Get(withCall(ctx, st), &users.ItemMessagesItemValueContentRequestBuilderGetRequestConfiguration{
+		Options: []abstractions.RequestOption{opt},
+	})
+	if sink.err != nil {
+		return nil, &WriteError{Op: op + " MIME", Err: sink.err}
+	}
 	if err != nil {
 		return nil, c.wrap(op+" MIME", mailbox, st, err)
 	}
-	out.MIME = mime
+	out.Size = sink.n
 	return out, nil
+}
+
+// WriteError is a failure to write a message's MIME where the caller asked
+// (a full disk, say): Graph answered, the local side failed.
+type WriteError struct {
+	Op  string
+	Err error
+}
+
+// Error names the operation and the cause.
+func (e *WriteError) Error() string { return e.Op + ": write: " + e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *WriteError) Unwrap() error { return e.Err }
+
+// countingWriter counts what it writes and keeps the first write error, so
+// that a local failure is told apart from a failed download.
+type countingWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// streamBody copies a successful response's body to w, or turns a failed
+// one into a *statusError. The SDK hands a response handler the raw
+// response and does not close it.
+func streamBody(resp any, w io.Writer) error {
+	r, ok := resp.(*http.Response)
+	if !ok || r == nil {
+		return fmt.Errorf("no HTTP response (%T)", resp)
+	}
+	defer func() { _ = r.Body.Close() }()
+	if r.StatusCode >= 300 {
+		return newStatusError(r)
+	}
+	_, err := io.Copy(w, r.Body)
+	return err
 }
 
 func toMessage(m models.Messageable) *Message {
@@ -163,15 +225,17 @@ func toAddresses(list []models.Recipientable) []EmailAddress {
 
 // Delta reads one page of a folder's delta query. With link == "" it starts
 // a new round (only messages received at or after since, when since is not
-// zero); otherwise link is a NextLink or DeltaLink from an earlier page. A
-// ClassNotFound error means the link expired: start again with "".
-func (c *Client) Delta(ctx context.Context, mailbox, folder, link string, since time.Time) (DeltaPage, error) {
+// zero); otherwise link is a NextLink or DeltaLink from an earlier page.
+// When Graph says the delta state is gone (410, 404, or 400
+// syncStateNotFound and its kin: ClassNotFound), the error also matches
+// subscriptions.ErrDeltaExpired: start again with "".
+func (c *Client) Delta(ctx context.Context, mailbox, folder, link string, since time.Time) (subscriptions.DeltaPage, error) {
 	op := fmt.Sprintf("delta of %s/%s", mailbox, folder)
 	if err := checkSegment("mailbox", mailbox); err != nil {
-		return DeltaPage{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+		return subscriptions.DeltaPage{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 	}
 	if err := checkSegment("folder", folder); err != nil {
-		return DeltaPage{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+		return subscriptions.DeltaPage{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 	}
 	headers := abstractions.NewRequestHeaders()
 	headers.Add("Prefer", `IdType="ImmutableId"`)
@@ -185,20 +249,24 @@ func (c *Client) Delta(ctx context.Context, mailbox, folder, link string, since 
 		cfg.QueryParameters = q
 	} else {
 		if err := c.checkLink(link); err != nil {
-			return DeltaPage{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+			return subscriptions.DeltaPage{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 		}
 	}
 	st := &callState{mailbox: mailbox}
 	resp, err := c.deltaBuilder(mailbox, folder, link).GetAsDeltaGetResponse(withCall(ctx, st), cfg)
 	if err != nil {
-		return DeltaPage{}, c.wrap(op, mailbox, st, err)
+		err = c.wrap(op, mailbox, st, err)
+		if ClassOf(err) == ClassNotFound {
+			err = mark(err, subscriptions.ErrDeltaExpired)
+		}
+		return subscriptions.DeltaPage{}, err
 	}
-	page := DeltaPage{NextLink: deref(resp.GetOdataNextLink()), DeltaLink: deref(resp.GetOdataDeltaLink())}
+	page := subscriptions.DeltaPage{NextLink: deref(resp.GetOdataNextLink()), DeltaLink: deref(resp.GetOdataDeltaLink())}
 	for _, m := range resp.GetValue() {
 		if m == nil {
 			continue
 		}
-		item := DeltaItem{ID: deref(m.GetId())}
+		item := subscriptions.DeltaItem{ID: deref(m.GetId())}
 		if _, ok := m.GetAdditionalData()["@removed"]; ok {
 			item.Removed = true
 		}
@@ -210,7 +278,7 @@ func (c *Client) Delta(ctx context.Context, mailbox, folder, link string, since 
 		}
 	}
 	if page.NextLink == "" && page.DeltaLink == "" {
-		return DeltaPage{}, &Error{Op: op, Class: ClassTransient, Message: "the delta page has neither a nextLink nor a deltaLink"}
+		return subscriptions.DeltaPage{}, &Error{Op: op, Class: ClassTransient, Message: "the delta page has neither a nextLink nor a deltaLink"}
 	}
 	return page, nil
 }

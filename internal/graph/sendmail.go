@@ -10,6 +10,8 @@ import (
 
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
+
+	"github.com/mail2archer/mail2archer/internal/clip"
 )
 
 // maxOutgoingBytes bounds the subject, body and headers of one outgoing
@@ -93,7 +95,7 @@ func (m OutgoingMessage) requestBody() (*users.ItemSendMailPostRequestBody, erro
 	recipients := make([]models.Recipientable, 0, len(m.To))
 	for _, addr := range m.To {
 		if !validAddress(addr) {
-			return nil, fmt.Errorf("recipient %q is not a bare email address", clip(addr, 100))
+			return nil, fmt.Errorf("recipient %q is not a bare email address", clip.String(addr, 100))
 		}
 		size += len(addr)
 		ea := models.NewEmailAddress()
@@ -115,7 +117,7 @@ func (m OutgoingMessage) requestBody() (*users.ItemSendMailPostRequestBody, erro
 	names := make([]string, 0, len(m.Headers))
 	for name, value := range m.Headers {
 		if len(name) < 3 || !strings.EqualFold(name[:2], "x-") || !validHeaderName(name) {
-			return nil, fmt.Errorf("header name %q is not a custom header name starting with X-", clip(name, 100))
+			return nil, fmt.Errorf("header name %q is not a custom header name starting with X-", clip.String(name, 100))
 		}
 		if strings.ContainsAny(value, "\r\n\x00") {
 			return nil, fmt.Errorf("header %s contains a line break", name)

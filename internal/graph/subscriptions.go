@@ -4,34 +4,80 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
 	abstractions "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
-	"github.com/microsoftgraph/msgraph-sdk-go/subscriptions"
+	sdksubscriptions "github.com/microsoftgraph/msgraph-sdk-go/subscriptions"
+
+	"github.com/mail2archer/mail2archer/internal/clip"
+	"github.com/mail2archer/mail2archer/subscriptions"
 )
+
+// The Client is the subscriptions manager's Graph: the calls below and
+// Delta take and return the manager's own types.
+var _ subscriptions.Graph = (*Client)(nil)
 
 // maxListPages bounds how many pages ListSubscriptions follows.
 const maxListPages = 1000
 
 // subscriptionsBuilder addresses POST and GET /subscriptions, or a
 // nextLink as it came when link is set.
-func (c *Client) subscriptionsBuilder(link string) *subscriptions.SubscriptionsRequestBuilder {
+func (c *Client) subscriptionsBuilder(link string) *sdksubscriptions.SubscriptionsRequestBuilder {
 	if link != "" {
-		return subscriptions.NewSubscriptionsRequestBuilder(link, c.adapter)
+		return sdksubscriptions.NewSubscriptionsRequestBuilder(link, c.adapter)
 	}
-	return subscriptions.NewSubscriptionsRequestBuilderInternal(map[string]string{}, c.adapter)
+	return sdksubscriptions.NewSubscriptionsRequestBuilderInternal(map[string]string{}, c.adapter)
 }
 
 // subscriptionBuilder addresses PATCH and DELETE /subscriptions/{id}.
-func (c *Client) subscriptionBuilder(id string) *subscriptions.SubscriptionItemRequestBuilder {
-	return subscriptions.NewSubscriptionItemRequestBuilderInternal(map[string]string{keySubscription: id}, c.adapter)
+func (c *Client) subscriptionBuilder(id string) *sdksubscriptions.SubscriptionItemRequestBuilder {
+	return sdksubscriptions.NewSubscriptionItemRequestBuilderInternal(map[string]string{keySubscription: id}, c.adapter)
 }
 
 // reauthorizeBuilder addresses POST /subscriptions/{id}/reauthorize.
-func (c *Client) reauthorizeBuilder(id string) *subscriptions.ItemReauthorizeRequestBuilder {
-	return subscriptions.NewItemReauthorizeRequestBuilderInternal(map[string]string{keySubscription: id}, c.adapter)
+func (c *Client) reauthorizeBuilder(id string) *sdksubscriptions.ItemReauthorizeRequestBuilder {
+	return sdksubscriptions.NewItemReauthorizeRequestBuilderInternal(map[string]string{keySubscription: id}, c.adapter)
+}
+
+// marked is an error that also matches a sentinel of package
+// subscriptions, with the text of the error it marks.
+type marked struct {
+	err, sentinel error
+}
+
+func (e *marked) Error() string   { return e.err.Error() }
+func (e *marked) Unwrap() []error { return []error{e.err, e.sentinel} }
+
+// mark makes err, a *Error, also match sentinel with errors.Is. It stays a
+// *Error of the same class and text, so Decide and ClassOf read it as
+// before.
+func mark(err error, sentinel error) error {
+	var ge *Error
+	if !errors.As(err, &ge) {
+		return err
+	}
+	if ge.Err == nil {
+		ge.Err = sentinel
+	} else {
+		ge.Err = &marked{err: ge.Err, sentinel: sentinel}
+	}
+	return err
+}
+
+// subscriptionGone marks the failure of a call on one subscription as
+// subscriptions.ErrNotFound when Graph answered 404. For subscriptions the
+// status alone decides: Graph answers 404 also with codes that elsewhere
+// mean a permission problem (ExtensionError), so such an error keeps
+// ClassPermission and yet means the subscription is gone.
+func subscriptionGone(err error) error {
+	var ge *Error
+	if errors.As(err, &ge) && ge.Status == http.StatusNotFound {
+		return mark(err, subscriptions.ErrNotFound)
+	}
+	return err
 }
 
 // immutableIDHeaders asks Graph for immutable ids.
@@ -44,17 +90,17 @@ func immutableIDHeaders() *abstractions.RequestHeaders {
 // CreateSubscription subscribes to messages created in one mailbox folder,
 // with immutable ids in notifications, TLS 1.2 and the lifecycle URL. Graph
 // validates both URLs before it answers.
-func (c *Client) CreateSubscription(ctx context.Context, req SubscriptionRequest) (Subscription, error) {
+func (c *Client) CreateSubscription(ctx context.Context, req subscriptions.Request) (subscriptions.Subscription, error) {
 	op := fmt.Sprintf("create subscription on %s/%s", req.Mailbox, req.Folder)
 	if err := checkSegment("mailbox", req.Mailbox); err != nil {
-		return Subscription{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+		return subscriptions.Subscription{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 	}
 	if err := checkSegment("folder", req.Folder); err != nil {
-		return Subscription{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+		return subscriptions.Subscription{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 	}
 	if len([]rune(req.ClientState)) > 128 {
 		err := errors.New("clientState is longer than 128 characters")
-		return Subscription{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+		return subscriptions.Subscription{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 	}
 	s := models.NewSubscription()
 	s.SetChangeType(ptr("created"))
@@ -71,11 +117,11 @@ func (c *Client) CreateSubscription(ctx context.Context, req SubscriptionRequest
 	tls := "v1_2"
 	s.SetLatestSupportedTlsVersion(&tls)
 	st := &callState{}
-	out, err := c.subscriptionsBuilder("").Post(withCall(ctx, st), s, &subscriptions.SubscriptionsRequestBuilderPostRequestConfiguration{
+	out, err := c.subscriptionsBuilder("").Post(withCall(ctx, st), s, &sdksubscriptions.SubscriptionsRequestBuilderPostRequestConfiguration{
 		Headers: immutableIDHeaders(),
 	})
 	if err != nil {
-		return Subscription{}, c.wrap(op, req.Mailbox, st, err)
+		return subscriptions.Subscription{}, c.wrap(op, req.Mailbox, st, err)
 	}
 	sub := toSubscription(out)
 	if sub.ClientState == "" {
@@ -86,11 +132,12 @@ func (c *Client) CreateSubscription(ctx context.Context, req SubscriptionRequest
 }
 
 // RenewSubscription moves a subscription's expiry; this also reauthorizes
-// it. A ClassNotFound error means it is gone and must be created again.
-func (c *Client) RenewSubscription(ctx context.Context, id string, expiresAt time.Time) (Subscription, error) {
+// it. An error that matches subscriptions.ErrNotFound (Graph answered 404)
+// means it is gone and must be created again.
+func (c *Client) RenewSubscription(ctx context.Context, id string, expiresAt time.Time) (subscriptions.Subscription, error) {
 	op := "renew subscription " + id
 	if err := checkID("subscription", id); err != nil {
-		return Subscription{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
+		return subscriptions.Subscription{}, &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 	}
 	s := models.NewSubscription()
 	exp := expiresAt.UTC()
@@ -98,12 +145,14 @@ func (c *Client) RenewSubscription(ctx context.Context, id string, expiresAt tim
 	st := &callState{}
 	out, err := c.subscriptionBuilder(id).Patch(withCall(ctx, st), s, nil)
 	if err != nil {
-		return Subscription{}, c.wrap(op, "", st, err)
+		return subscriptions.Subscription{}, subscriptionGone(c.wrap(op, "", st, err))
 	}
 	return toSubscription(out), nil
 }
 
-// ReauthorizeSubscription answers a reauthorizationRequired lifecycle event.
+// ReauthorizeSubscription answers a reauthorizationRequired lifecycle
+// event. An error that matches subscriptions.ErrNotFound (Graph answered
+// 404) means the subscription is gone.
 func (c *Client) ReauthorizeSubscription(ctx context.Context, id string) error {
 	op := "reauthorize subscription " + id
 	if err := checkID("subscription", id); err != nil {
@@ -111,11 +160,11 @@ func (c *Client) ReauthorizeSubscription(ctx context.Context, id string) error {
 	}
 	st := &callState{}
 	err := c.reauthorizeBuilder(id).Post(withCall(ctx, st), nil)
-	return c.wrap(op, "", st, err)
+	return subscriptionGone(c.wrap(op, "", st, err))
 }
 
 // DeleteSubscription deletes a subscription. Deleting one that is already
-// gone returns a ClassNotFound error.
+// gone returns an error that matches subscriptions.ErrNotFound.
 func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
 	op := "delete subscription " + id
 	if err := checkID("subscription", id); err != nil {
@@ -123,17 +172,17 @@ func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
 	}
 	st := &callState{}
 	err := c.subscriptionBuilder(id).Delete(withCall(ctx, st), nil)
-	return c.wrap(op, "", st, err)
+	return subscriptionGone(c.wrap(op, "", st, err))
 }
 
 // ListSubscriptions returns every active subscription of this application,
 // following nextLinks. ClientState is always empty: Graph does not return it.
-func (c *Client) ListSubscriptions(ctx context.Context) ([]Subscription, error) {
+func (c *Client) ListSubscriptions(ctx context.Context) ([]subscriptions.Subscription, error) {
 	const op = "list subscriptions"
 	st := &callState{}
 	ctx = withCall(ctx, st)
 	resp, err := c.subscriptionsBuilder("").Get(ctx, nil)
-	var out []Subscription
+	var out []subscriptions.Subscription
 	for page := 0; ; page++ {
 		if err != nil {
 			return nil, c.wrap(op, "", st, err)
@@ -155,11 +204,12 @@ func (c *Client) ListSubscriptions(ctx context.Context) ([]Subscription, error) 
 	}
 }
 
-func toSubscription(s models.Subscriptionable) Subscription {
+// toSubscription reads the subscription Graph returned.
+func toSubscription(s models.Subscriptionable) subscriptions.Subscription {
 	if s == nil {
-		return Subscription{}
+		return subscriptions.Subscription{}
 	}
-	out := Subscription{
+	out := subscriptions.Subscription{
 		ID:                       deref(s.GetId()),
 		Resource:                 deref(s.GetResource()),
 		ChangeType:               deref(s.GetChangeType()),
@@ -188,16 +238,9 @@ func checkSegment(what, v string) error {
 // configured Graph endpoint.
 func (c *Client) checkLink(link string) error {
 	if !strings.HasPrefix(link, c.baseURL+"/") {
-		return fmt.Errorf("link %q does not point at %s", clip(link, 120), c.baseURL)
+		return fmt.Errorf("link %q does not point at %s", clip.String(link, 120), c.baseURL)
 	}
 	return nil
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -1,12 +1,16 @@
 package graph
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mail2archer/mail2archer/internal/sim/graphsim"
+	"github.com/mail2archer/mail2archer/subscriptions"
 )
 
 func TestDeltaRounds(t *testing.T) {
@@ -70,11 +74,11 @@ func TestDeltaRounds(t *testing.T) {
 
 	b.sim.ExpireDeltaLinks(graphsim.SyncStateNotFound)
 	_, err = b.client.Delta(ctx, testMailbox, "inbox", next.DeltaLink, time.Time{})
-	if ClassOf(err) != ClassNotFound {
+	if ClassOf(err) != ClassNotFound || !errors.Is(err, subscriptions.ErrDeltaExpired) {
 		t.Errorf("expired delta link: %v", err)
 	}
 	_, err = b.client.Delta(ctx, testMailbox, "inbox", "https://evil.example/v1.0/users/x/mailFolders('inbox')/messages/delta?$deltatoken=1", time.Time{})
-	if ClassOf(err) != ClassPermanent || !strings.Contains(err.Error(), "does not point at") {
+	if ClassOf(err) != ClassPermanent || !strings.Contains(err.Error(), "does not point at") || errors.Is(err, subscriptions.ErrDeltaExpired) {
 		t.Errorf("foreign link: %v", err)
 	}
 	if _, err := b.client.Delta(ctx, testMailbox, "in/box", "", time.Time{}); ClassOf(err) != ClassPermanent {
@@ -94,7 +98,7 @@ func TestCategorizeAndMove(t *testing.T) {
 	if strings.Join(got.Categories, ",") != "Archer 123456,Phishing" {
 		t.Errorf("categories = %v", got.Categories)
 	}
-	fetched, err := b.client.FetchMessage(ctx, testMailbox, m.ImmutableID)
+	fetched, err := b.client.FetchMessage(ctx, testMailbox, m.ImmutableID, io.Discard)
 	if err != nil || strings.Join(fetched.Categories, ",") != "Archer 123456,Phishing" {
 		t.Errorf("fetched categories = %v (%v)", fetched, err)
 	}
@@ -115,10 +119,39 @@ func TestCategorizeAndMove(t *testing.T) {
 		t.Errorf("message in %s, want the Processed folder %s", moved.FolderID, folderID)
 	}
 	// The old REST id is gone after the move: not-found, not an error to retry.
-	if _, err := b.client.FetchMessage(ctx, testMailbox, m.ID); ClassOf(err) != ClassNotFound {
+	if _, err := b.client.FetchMessage(ctx, testMailbox, m.ID, io.Discard); ClassOf(err) != ClassNotFound {
 		t.Errorf("old REST id after the move: %v", err)
 	}
 	if _, err := b.client.Move(ctx, testMailbox, m.ImmutableID, "No Such Folder"); ClassOf(err) != ClassNotFound {
 		t.Errorf("move to a missing folder: %v", err)
+	}
+}
+
+// failingWriter refuses every write, as a full disk does.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+func TestFetchMessageStreamsTheMIMEAndTellsALocalWriteFailureApart(t *testing.T) {
+	t.Parallel()
+	b := setup(t, graphsim.Options{})
+	ctx := context.Background()
+	m := deliver(t, b)
+	var got bytes.Buffer
+	msg, err := b.client.FetchMessage(ctx, testMailbox, m.ImmutableID, &got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), m.MIME) || msg.Size != int64(len(m.MIME)) {
+		t.Errorf("streamed %d bytes (Size %d), want the %d delivered", got.Len(), msg.Size, len(m.MIME))
+	}
+	_, err = b.client.FetchMessage(ctx, testMailbox, m.ImmutableID, failingWriter{})
+	var we *WriteError
+	if !errors.As(err, &we) || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("a failed local write: %v (%T), want a *WriteError", err, err)
+	}
+	var ge *Error
+	if errors.As(err, &ge) {
+		t.Errorf("a local write failure reads as a Graph failure: %v", ge)
 	}
 }

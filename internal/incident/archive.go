@@ -36,7 +36,7 @@ func ArchiveName(key string) string {
 // starts a goroutine that writes the archive into a pipe as the caller
 // reads it. The goroutine ends when the archive is written, or when the
 // caller closes the reader, whichever comes first.
-func openArchive(atts []email.Attachment, modified time.Time) func() (io.ReadCloser, error) {
+func openArchive(atts []email.Attachment, modified time.Time) Opener {
 	return func() (io.ReadCloser, error) {
 		pr, pw := io.Pipe()
 		go func() {

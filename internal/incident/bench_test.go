@@ -82,7 +82,7 @@ func BenchmarkRender(b *testing.B) {
 	start := time.Now()
 	for b.Loop() {
 		for i, rep := range reps {
-			if _, err := c.Render(rep, samples[i].mime, now); err != nil {
+			if _, err := c.Render(rep, incident.FromBytes(samples[i].mime), now); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -109,7 +109,7 @@ func BenchmarkAnalyzeAndRender(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := c.Render(rep, s.mime, now); err != nil {
+			if _, err := c.Render(rep, incident.FromBytes(s.mime), now); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -82,7 +82,7 @@ func renderGolden(t *testing.T, c *Compiled, path string) []byte {
 	if err != nil {
 		t.Fatalf("analyze: %v", err)
 	}
-	inc, err := c.Render(rep, raw, time.Date(2026, 3, 12, 8, 0, 0, 0, time.UTC))
+	inc, err := c.Render(rep, FromBytes(raw), time.Date(2026, 3, 12, 8, 0, 0, 0, time.UTC))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestExampleRatingsOverACorpus(t *testing.T) {
 			counts["unreadable"]++
 			continue
 		}
-		inc, err := c.Render(rep, raw, time.Now())
+		inc, err := c.Render(rep, FromBytes(raw), time.Now())
 		if err != nil {
 			t.Errorf("%s: %v", path, err)
 			continue

@@ -225,7 +225,7 @@ func TestRenderTheExample(t *testing.T) {
 	if len(c.Warnings()) != 0 {
 		t.Errorf("warnings %q", c.Warnings())
 	}
-	inc, err := c.Render(report(), []byte("the report mime"), time.Now())
+	inc, err := c.Render(report(), FromBytes([]byte("the report mime")), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

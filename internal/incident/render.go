@@ -29,7 +29,15 @@ type Data struct {
 type File struct {
 	Field archer.Field
 	Name  string
-	Open  func() (io.ReadCloser, error)
+	Open  Opener
+}
+
+// Opener gives a file's content from its start; the caller closes it.
+type Opener func() (io.ReadCloser, error)
+
+// FromBytes is the Opener of content in memory.
+func FromBytes(b []byte) Opener {
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }
 
 // Incident is a rendered record: the key, the record without its attachment
@@ -41,12 +49,17 @@ type Incident struct {
 	Files  []File
 }
 
-// Render fills the mapping from one report. reportMIME is the message as it
-// arrived in the mailbox. Errors name the field and the problem; they are
-// permanent for this report (rendering again gives the same result).
-func (c *Compiled) Render(rep *email.Report, reportMIME []byte, now time.Time) (*Incident, error) {
+// Render fills the mapping from one report. report opens the message as it
+// arrived in the mailbox (the service's spooled file), uploaded when the
+// mapping attaches the report, or the original when the report is its only
+// copy. Errors name the field and the problem; they are permanent for this
+// report (rendering again gives the same result).
+func (c *Compiled) Render(rep *email.Report, report Opener, now time.Time) (*Incident, error) {
 	if rep == nil || rep.Suspect == nil {
 		return nil, fmt.Errorf("render: the report has no message to describe")
+	}
+	if report == nil {
+		report = FromBytes(nil)
 	}
 	data := Data{Report: rep, Now: now.UTC()}
 	key, err := c.key.ExecuteString(data)
@@ -61,7 +74,7 @@ func (c *Compiled) Render(rep *email.Report, reportMIME []byte, now time.Time) (
 	inc.Record.Text(c.KeyField, key)
 	for _, cf := range c.fields {
 		if len(cf.attach) > 0 {
-			inc.Files = append(inc.Files, c.files(cf, rep, reportMIME, key, data.Now)...)
+			inc.Files = append(inc.Files, c.files(cf, rep, report, key, data.Now)...)
 			continue
 		}
 		var pieces []piece
@@ -218,19 +231,23 @@ func lines(s string) []string {
 
 // files lists the files of an attachment field. key names the archive of
 // the suspect's attachments; now dates its entries.
-func (c *Compiled) files(cf compiledField, rep *email.Report, reportMIME []byte, key string, now time.Time) []File {
+func (c *Compiled) files(cf compiledField, rep *email.Report, report Opener, key string, now time.Time) []File {
 	var out []File
 	for _, src := range cf.attach {
 		switch src {
 		case AttachOriginal:
 			s := rep.Suspect
-			if len(s.Raw) > 0 && s.Source != "self" {
-				out = append(out, File{Field: cf.field, Name: fileName(s.RawName, "original.eml"), Open: openBytes(s.Raw)})
-			} else {
-				out = append(out, File{Field: cf.field, Name: "reported-email.eml", Open: openBytes(reportMIME)})
+			switch {
+			case s.Source != "self" && len(s.Raw) > 0:
+				out = append(out, File{Field: cf.field, Name: fileName(s.RawName, "original.eml"), Open: FromBytes(s.Raw)})
+			case s.Source != "self" && s.RawName != "":
+				// Forwarded inline: the report is the original's only copy.
+				out = append(out, File{Field: cf.field, Name: fileName(s.RawName, "original.eml"), Open: report})
+			default:
+				out = append(out, File{Field: cf.field, Name: "reported-email.eml", Open: report})
 			}
 		case AttachReport:
-			out = append(out, File{Field: cf.field, Name: "report.eml", Open: openBytes(reportMIME)})
+			out = append(out, File{Field: cf.field, Name: "report.eml", Open: report})
 		case AttachAttachments:
 			out = append(out, c.attachmentFiles(cf.field, rep.Suspect.Attachments, key, now)...)
 		}
@@ -257,15 +274,11 @@ func (c *Compiled) attachmentFiles(f archer.Field, atts []email.Attachment, key 
 	case AttachmentsRaw:
 		out := make([]File, 0, len(with))
 		for _, a := range with {
-			out = append(out, File{Field: f, Name: fileName(a.Name, "attachment.bin"), Open: openBytes(a.Data)})
+			out = append(out, File{Field: f, Name: fileName(a.Name, "attachment.bin"), Open: FromBytes(a.Data)})
 		}
 		return out
 	}
 	return []File{{Field: f, Name: ArchiveName(key), Open: openArchive(with, now)}}
-}
-
-func openBytes(b []byte) func() (io.ReadCloser, error) {
-	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }
 
 // fileName keeps the base name of an attacker-chosen file name, without

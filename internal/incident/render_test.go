@@ -104,7 +104,7 @@ func TestHostileEmailReachesNoFieldLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inc, err := c.Render(hostileReport(), []byte("mime"), time.Now())
+	inc, err := c.Render(hostileReport(), FromBytes([]byte("mime")), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

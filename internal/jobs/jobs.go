@@ -39,7 +39,8 @@ func (ProcessMessage) InsertOpts() river.InsertOpts {
 type Lifecycle struct {
 	// SubscriptionID is the subscription the event concerns.
 	SubscriptionID string `json:"subscription_id"`
-	// Event is the lifecycleEvent value.
+	// Event is the lifecycleEvent value: one of the lifecycle event names
+	// of package subscriptions (subscriptions.EventMissed, …).
 	Event string `json:"event"`
 	// Mailbox is the subscription's mailbox, from the store.
 	Mailbox string `json:"mailbox"`
@@ -55,13 +56,6 @@ func (Lifecycle) Kind() string { return "graph_lifecycle" }
 // running), and the actions are cheap and idempotent (a reauthorize, a
 // resync under the mailbox's lock), so repeats simply run again.
 func (Lifecycle) InsertOpts() river.InsertOpts { return river.InsertOpts{} }
-
-// Lifecycle events Graph sends for mail subscriptions.
-const (
-	EventReauthorizationRequired = "reauthorizationRequired"
-	EventSubscriptionRemoved     = "subscriptionRemoved"
-	EventMissed                  = "missed"
-)
 
 // WriteBack writes an incident's record id back to the reported message:
 // a category and, when configured, a move to another folder. It is queued

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -60,4 +62,29 @@ func WakeWaiting(ctx context.Context, q Queue, only func(component string) bool)
 		params = params.After(res.LastCursor)
 	}
 	return woken, nil
+}
+
+// QueueState describes the queue for readiness: its jobs by state, and the
+// first discarded jobs by id. Discarded jobs are named, not failing: each
+// is an email that ran out of attempts and waits for an operator's retry
+// or replay.
+func QueueState(ctx context.Context, counter JobCounter, q Queue) (string, error) {
+	counts, err := counter.JobCounts(ctx)
+	if err != nil {
+		return "", err
+	}
+	detail := fmt.Sprintf("%d available, %d scheduled, %d running, %d retryable, %d discarded",
+		counts["available"], counts["scheduled"], counts["running"], counts["retryable"], counts["discarded"])
+	if counts["discarded"] == 0 {
+		return detail, nil
+	}
+	res, err := q.JobList(ctx, river.NewJobListParams().States(rivertype.JobStateDiscarded).First(5))
+	if err != nil {
+		return detail, nil
+	}
+	ids := make([]string, 0, len(res.Jobs))
+	for _, j := range res.Jobs {
+		ids = append(ids, strconv.FormatInt(j.ID, 10))
+	}
+	return detail + fmt.Sprintf(" (discarded jobs %s; see mail2archer jobs list --state discarded)", strings.Join(ids, ", ")), nil
 }

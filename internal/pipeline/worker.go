@@ -13,30 +13,38 @@ package pipeline
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"time"
-	"unicode/utf8"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/rs/zerolog"
 
 	"github.com/mail2archer/mail2archer/internal/archer"
+	"github.com/mail2archer/mail2archer/internal/clip"
 	"github.com/mail2archer/mail2archer/internal/email"
-	"github.com/mail2archer/mail2archer/internal/graph"
 	"github.com/mail2archer/mail2archer/internal/incident"
 	"github.com/mail2archer/mail2archer/internal/jobs"
 	"github.com/mail2archer/mail2archer/internal/outcome"
+	"github.com/mail2archer/mail2archer/internal/spool"
 	"github.com/mail2archer/mail2archer/internal/store"
 )
 
+// Message is what the workers read of a reported email from Graph besides
+// its raw MIME: what Graph says of it (which takes precedence over its
+// headers in the analysis) and its categories (the write-back keeps them).
+type Message struct {
+	Meta       email.Metadata
+	Categories []string
+}
+
 // Graph is the part of the Graph client the workers use.
 type Graph interface {
-	FetchMessage(ctx context.Context, mailbox, id string) (*graph.Message, error)
+	// FetchMessage reads a message's metadata and streams its raw MIME
+	// into mime.
+	FetchMessage(ctx context.Context, mailbox, id string, mime io.Writer) (*Message, error)
 	Categorize(ctx context.Context, mailbox, id string, categories []string) error
 	Move(ctx context.Context, mailbox, id, folder string) (string, error)
 }
@@ -48,13 +56,20 @@ type Archer interface {
 	FindByField(ctx context.Context, app *archer.Application, level *archer.Level, f archer.Field, value string) ([]int64, error)
 }
 
+// Spool holds a message's MIME while its job runs: in memory when it is
+// small, in a temporary file when it is large (spool.Dir). The job removes
+// it when it ends.
+type Spool interface {
+	Create() *spool.File
+}
+
 // Store is the part of the state database the workers use.
 type Store interface {
-	DB() *sql.DB
 	Message(ctx context.Context, mailbox, messageID string) (store.Message, error)
 	SaveIntent(ctx context.Context, m store.Message) (store.Message, error)
-	SaveRecordTx(ctx context.Context, tx *sql.Tx, mailbox, messageID string, recordID int64) error
-	ForgetEndedJobsTx(ctx context.Context, tx *sql.Tx, mailbox, messageID string) (int64, error)
+	// CompleteMessage stores the record id, queues the write-back and
+	// completes the job in one transaction.
+	CompleteMessage(ctx context.Context, job *river.Job[jobs.ProcessMessage], c store.Completion) error
 }
 
 // Health receives what the workers observe of the outside systems: a
@@ -87,6 +102,8 @@ type Options struct {
 	Graph  Graph
 	Archer Archer
 	Store  Store
+	// Spool holds each message's MIME on disk while its job runs.
+	Spool Spool
 	// Mapping returns the mapping once its preflight against Archer has
 	// passed; before, it may wait a little (until ctx ends) and then
 	// return nil: jobs then wait without spending attempts.
@@ -170,10 +187,8 @@ func (w *MessageWorker) Work(ctx context.Context, job *river.Job[jobs.ProcessMes
 		_ = river.RecordOutput(ctx, Output{Outcome: "already_done"})
 		return nil
 	}
-	outcomeName := map[bool]string{true: "adopted", false: "created"}[adopted]
-	w.opts.Metrics.outcome(outcomeName)
-	_ = river.RecordOutput(ctx, Output{Outcome: outcomeName, RecordID: recordID})
-	w.opts.Metrics.latency.Observe(w.opts.Now().Sub(job.CreatedAt).Seconds())
+	w.opts.Metrics.outcome(outcomeOf(adopted))
+	w.opts.Metrics.latency(w.opts.Now().Sub(job.CreatedAt))
 	ev := log.Info().Int64("record_id", recordID).Bool("adopted", adopted).
 		Dur("since_notification", w.opts.Now().Sub(job.CreatedAt))
 	if n := len(job.Errors); n > 0 {
@@ -192,7 +207,7 @@ func (w *MessageWorker) fail(ctx context.Context, job *river.Job[jobs.ProcessMes
 			// The system answered; the email is at fault.
 			w.opts.Health.OK(d.Component, "answering (last failure was the email's: "+d.Reason+")")
 		} else {
-			w.opts.Health.Fail(d.Component, clip(err.Error(), 300), d.Fix)
+			w.opts.Health.Fail(d.Component, clip.String(err.Error(), 300), d.Fix)
 		}
 	}
 	w.opts.Metrics.outcome(d.Reason)
@@ -263,35 +278,41 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 			Fix: "see the mapping component of /readyz: the preflight against Archer has not passed yet"}}
 	}
 
-	msg, err := w.opts.Graph.FetchMessage(ctx, a.Mailbox, a.MessageID)
+	// A large MIME goes to a file and is parsed and uploaded from there: a
+	// 25 MB attachment is never held in memory as the whole message.
+	mime := w.opts.Spool.Create()
+	defer func() {
+		if err := mime.Remove(); err != nil {
+			log.Warn().Err(err).Msg("could not remove the spooled MIME; it is removed at the next start")
+		}
+	}()
+	msg, err := w.opts.Graph.FetchMessage(ctx, a.Mailbox, a.MessageID, mime)
+	if werr := mime.Err(); werr != nil {
+		return 0, false, spoolFailure(werr)
+	}
 	if err != nil {
 		return 0, false, w.graphFailure(fmt.Errorf("fetch: %w", err))
 	}
 	if w.opts.Health != nil {
 		w.opts.Health.OK(componentGraph, "messages are read")
 	}
-	rep, err := email.Analyze(msg.MIME, email.Metadata{
-		Mailbox: a.Mailbox, MessageID: a.MessageID, InternetMessageID: msg.InternetMessageID,
-		Subject: msg.Subject, WebLink: msg.WebLink, ReceivedAt: msg.ReceivedAt,
-		From:   email.Address{Name: msg.From.Name, Address: msg.From.Address},
-		Sender: email.Address{Name: msg.Sender.Name, Address: msg.Sender.Address},
-	}, w.opts.Email)
+	meta := msg.Meta
+	meta.Mailbox, meta.MessageID = a.Mailbox, a.MessageID
+	rep, err := email.AnalyzeReader(mime, mime.Size(), meta, w.opts.Email)
 	if err != nil {
-		if rep == nil || rep.Suspect == nil {
-			return 0, false, ended("unreadable_email", fmt.Errorf("analyse: %w", err))
-		}
-		// A bound was hit: the report holds what could be read, and the
+		// A bound was hit or the MIME is broken: Analyze always returns
+		// what could be read (at worst the headers Graph gave), and the
 		// incident is still worth creating, with the reason on record.
 		rep.Warnings = append(rep.Warnings, err.Error())
 		log.Warn().Err(err).Msg("email only partly analysed; creating the incident from what was read")
 	}
-	inc, err := mapping.Render(rep, msg.MIME, w.opts.Now())
+	inc, err := mapping.Render(rep, mime.Open, w.opts.Now())
 	if err != nil {
 		return 0, false, ended("render_failed", err)
 	}
 
 	intent, err := w.opts.Store.SaveIntent(ctx, store.Message{Mailbox: a.Mailbox, MessageID: a.MessageID,
-		InternetMessageID: msg.InternetMessageID, RecordKey: inc.Key})
+		InternetMessageID: meta.InternetMessageID, RecordKey: inc.Key})
 	if err != nil {
 		return 0, false, err
 	}
@@ -322,6 +343,8 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 			w.opts.Health.OK(componentArcher, "records are created")
 		}
 	}
+	// Recorded before the commit, which completes the job with it.
+	_ = river.RecordOutput(ctx, Output{Outcome: outcomeOf(adopted), RecordID: recordID})
 	if err := w.commit(ctx, job, recordID, msg.Categories); err != nil {
 		return 0, false, err
 	}
@@ -355,33 +378,20 @@ func (w *MessageWorker) create(ctx context.Context, inc *incident.Incident) (int
 // commit stores the record id, completes the job and queues the write-back,
 // in one transaction.
 func (w *MessageWorker) commit(ctx context.Context, job *river.Job[jobs.ProcessMessage], recordID int64, categories []string) error {
-	tx, err := w.opts.Store.DB().BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin commit: %w", err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := w.opts.Store.SaveRecordTx(ctx, tx, job.Args.Mailbox, job.Args.MessageID, recordID); err != nil {
-		return err
-	}
-	// Earlier jobs of this email that ended (discarded after their
-	// attempts, cancelled) are done with now.
-	if _, err := w.opts.Store.ForgetEndedJobsTx(ctx, tx, job.Args.Mailbox, job.Args.MessageID); err != nil {
-		return err
-	}
+	c := store.Completion{RecordID: recordID}
 	if w.opts.WriteBack.enabled() {
-		client := river.ClientFromContext[*sql.Tx](ctx)
-		if _, err := client.InsertTx(ctx, tx, jobs.WriteBack{Mailbox: job.Args.Mailbox, MessageID: job.Args.MessageID,
-			RecordID: recordID, Categories: categories}, nil); err != nil {
-			return fmt.Errorf("queue write-back: %w", err)
-		}
+		c.WriteBack = &jobs.WriteBack{Mailbox: job.Args.Mailbox, MessageID: job.Args.MessageID,
+			RecordID: recordID, Categories: categories}
 	}
-	if _, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job); err != nil {
-		return fmt.Errorf("complete job: %w", err)
+	return w.opts.Store.CompleteMessage(ctx, job, c)
+}
+
+// outcomeOf names a success for metrics and the job's recorded output.
+func outcomeOf(adopted bool) string {
+	if adopted {
+		return "adopted"
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit record %d: %w", recordID, err)
-	}
-	return nil
+	return "created"
 }
 
 // Component names reported to Health.
@@ -392,6 +402,13 @@ const (
 )
 
 var errMappingPending = errors.New("the mapping preflight against Archer has not passed yet")
+
+// spoolFailure is a failure to keep the MIME on the local disk: retried
+// with backoff, like the state database's own failures.
+func spoolFailure(err error) error {
+	return &failure{err: err, d: outcome.Decision{Action: outcome.Retry,
+		Reason: "spool_failed", Fix: "free space in the data directory (the spool directory beside the state database)"}}
+}
 
 // failure is an error with the decision about it.
 type failure struct {
@@ -430,15 +447,4 @@ func decisionOf(err error) outcome.Decision {
 		return f.d
 	}
 	return outcome.Decision{Action: outcome.Retry, Reason: "error"}
-}
-
-// clip cuts s to at most n bytes without splitting a UTF-8 character.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

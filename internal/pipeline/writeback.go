@@ -79,7 +79,7 @@ func (w *WriteBackWorker) Work(ctx context.Context, job *river.Job[jobs.WriteBac
 		Str("message_id", a.MessageID).Int64("record_id", a.RecordID).Logger()
 	err := w.write(ctx, a)
 	if err == nil {
-		w.metrics.writeBacks.WithLabelValues("ok").Inc()
+		w.metrics.writeBack("ok")
 		log.Debug().Msg("wrote back to the mailbox")
 		return nil
 	}
@@ -89,10 +89,10 @@ func (w *WriteBackWorker) Work(ctx context.Context, job *river.Job[jobs.WriteBac
 		return river.JobSnooze(d.After)
 	case outcome.End:
 		if d.Reason == "message_gone" {
-			w.metrics.writeBacks.WithLabelValues("message_gone").Inc()
+			w.metrics.writeBack("message_gone")
 			log.Warn().Err(err).Msg("message gone before write-back; the incident exists")
 		} else {
-			w.metrics.writeBacks.WithLabelValues("failed").Inc()
+			w.metrics.writeBack("failed")
 			log.Error().Err(err).Str("reason", d.Reason).Msg("write-back ended; the incident exists")
 		}
 		return river.JobCancel(err)

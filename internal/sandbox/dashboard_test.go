@@ -670,6 +670,34 @@ func readRules(t *testing.T) ruleFile {
 	return rf
 }
 
+// runbookDoc is the runbook every alert's "runbook" annotation points at,
+// relative to the repository's root, as docs/alerts.md#<lower-cased alert
+// name>: GitHub's anchor for the heading "## <alert name>".
+const runbookDoc = "docs/alerts.md"
+
+// runbookHeadings returns the titles of the runbook's second-level
+// headings ("## Title"), outside code blocks.
+func runbookHeadings(t *testing.T) map[string]bool {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(runbookDoc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	headings := map[string]bool{}
+	inCode := false
+	for line := range strings.Lines(string(b)) {
+		line = strings.TrimRight(line, "\r\n")
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+			continue
+		}
+		if title, ok := strings.CutPrefix(line, "## "); ok && !inCode {
+			headings[strings.TrimSpace(title)] = true
+		}
+	}
+	return headings
+}
+
 func alertQueries(rf ruleFile) []query {
 	var qs []query
 	for _, g := range rf.Groups {
@@ -683,6 +711,7 @@ func alertQueries(rf ruleFile) []query {
 func TestAlertRulesTellTheOperatorWhatToDo(t *testing.T) {
 	t.Parallel()
 	rf := readRules(t)
+	headings := runbookHeadings(t)
 	var names []string
 	for _, g := range rf.Groups {
 		for _, r := range g.Rules {
@@ -700,8 +729,15 @@ func TestAlertRulesTellTheOperatorWhatToDo(t *testing.T) {
 			if r.Annotations["summary"] == "" || len(r.Annotations["description"]) < 100 {
 				t.Errorf("%s: needs a summary and a description that says what to do", r.Alert)
 			}
-			if !strings.HasPrefix(r.Annotations["runbook"], "README.md#operations") {
-				t.Errorf("%s: runbook %q does not point at the README's Operations section", r.Alert, r.Annotations["runbook"])
+			rb := r.Annotations["runbook"]
+			anchor, ok := strings.CutPrefix(rb, runbookDoc+"#")
+			switch {
+			case !ok:
+				t.Errorf("%s: runbook %q does not point at %s", r.Alert, rb, runbookDoc)
+			case anchor != strings.ToLower(r.Alert):
+				t.Errorf("%s: runbook %q, want the anchor #%s", r.Alert, rb, strings.ToLower(r.Alert))
+			case !headings[r.Alert]:
+				t.Errorf("%s: runbook %q leads nowhere: %s has no line \"## %s\"", r.Alert, rb, runbookDoc, r.Alert)
 			}
 		}
 	}
@@ -1028,7 +1064,9 @@ func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 	if _, err := sb.WaitRecords(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the queue to drain", func() bool { return queueIdle(t, sb) })
+	if err := sb.WaitIdle(waitCtx(t, 20*time.Second)); err != nil {
+		t.Fatal(err)
+	}
 
 	// A malformed notification, so the drop counter has a series.
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sb.ServiceURL()+"/webhooks/graph", strings.NewReader("{not json"))

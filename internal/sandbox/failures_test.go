@@ -16,6 +16,7 @@ import (
 
 	"github.com/mail2archer/mail2archer/internal/app"
 	"github.com/mail2archer/mail2archer/internal/config"
+	"github.com/mail2archer/mail2archer/internal/ops"
 	"github.com/mail2archer/mail2archer/internal/sim/archersim"
 )
 
@@ -126,7 +127,9 @@ func TestARotatedArcherPasswordMakesJobsWaitNotEnd(t *testing.T) {
 	if _, err := sb.WaitRecords(waitCtx(t, 20*time.Second), 3); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "the queue to drain", func() bool { return queueIdle(t, sb) })
+	if err := sb.WaitIdle(waitCtx(t, 15*time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	if n := len(sb.incidents()); n != 3 {
 		t.Fatalf("%d incidents for 3 emails", n)
 	}
@@ -215,7 +218,7 @@ func TestEachArcherFailureEndsWhereTheTableSays(t *testing.T) {
 				m, _ := sb.Graph.Message(Mailbox, id)
 				waitFor(t, 15*time.Second, "the job to end", func() bool {
 					var b strings.Builder
-					if err := app.ListJobs(context.Background(), sb.App.Store(), "cancelled", 10, &b); err != nil {
+					if err := ops.ListJobs(context.Background(), sb.App.Store(), "cancelled", 10, &b); err != nil {
 						t.Fatal(err)
 					}
 					return strings.Contains(b.String(), m.ImmutableID[:20]) && strings.Contains(b.String(), tc.ended)
@@ -268,7 +271,7 @@ func TestAForbiddenKeyLookupIsNamedByCheckAndReadiness(t *testing.T) {
 	var out bytes.Buffer
 	cfg := *sb.Config
 	cfg.DatabaseURL = config.Secret("sqlite://" + filepath.Join(t.TempDir(), "check.db"))
-	if ok := app.WriteCheck(&out, app.Check(context.Background(), &cfg, sb.App.Logger(), app.Options{GraphHTTPClient: sb.graphSrv.Client()})); ok {
+	if ok := ops.WriteCheck(&out, ops.Check(context.Background(), &cfg, sb.App.Logger(), ops.CheckOptions{GraphHTTPClient: sb.graphSrv.Client()})); ok {
 		t.Fatalf("check passed while the Content API is forbidden:\n%s", out.String())
 	}
 	if !strings.Contains(out.String(), "✘ archer record lookup") || !strings.Contains(out.String(), "read access") {

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,10 +13,15 @@ import (
 	"time"
 
 	"github.com/riverqueue/river/rivertype"
+	"github.com/rs/zerolog"
 
 	"github.com/mail2archer/mail2archer/internal/app"
+	"github.com/mail2archer/mail2archer/internal/archer"
+	"github.com/mail2archer/mail2archer/internal/clients"
 	"github.com/mail2archer/mail2archer/internal/config"
+	"github.com/mail2archer/mail2archer/internal/ops"
 	"github.com/mail2archer/mail2archer/internal/sim/graphsim"
+	"github.com/mail2archer/mail2archer/internal/spool"
 )
 
 // quickRetry retries failed jobs after 100 ms, so fault tests take seconds.
@@ -85,7 +91,11 @@ func TestOneEmailBecomesOneCompleteIncident(t *testing.T) {
 
 	// The original email is attached byte for byte (the sample is the
 	// suspect itself, so the original is the delivered MIME).
-	content, err := sb.App.Archer().GetRecord(context.Background(), recs[0].ID)
+	ac, err := archer.New(clients.Archer(sb.Config, nil), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := ac.GetRecord(context.Background(), recs[0].ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +143,9 @@ func TestDuplicateNotificationsMakeOneIncident(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Let any straggling job run, then count.
-	waitFor(t, 10*time.Second, "the queue to drain", func() bool { return queueIdle(t, sb) })
+	if err := sb.WaitIdle(waitCtx(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	if n := len(sb.incidents()); n != 1 {
 		t.Fatalf("%d incidents for one email", n)
 	}
@@ -153,7 +165,9 @@ func TestArcherOutageIsRiddenOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the queue to drain", func() bool { return queueIdle(t, sb) })
+	if err := sb.WaitIdle(waitCtx(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	if n := len(sb.incidents()); n != 1 || recs[0].ID == 0 {
 		t.Fatalf("%d incidents after the outage", n)
 	}
@@ -194,7 +208,7 @@ func TestDeletedMessageEndsTheJobWithAReason(t *testing.T) {
 	var listing string
 	waitFor(t, 15*time.Second, "the job to end", func() bool {
 		var b strings.Builder
-		if err := app.ListJobs(context.Background(), sb.App.Store(), "cancelled", 10, &b); err != nil {
+		if err := ops.ListJobs(context.Background(), sb.App.Store(), "cancelled", 10, &b); err != nil {
 			t.Fatal(err)
 		}
 		listing = b.String()
@@ -238,7 +252,7 @@ func TestUnknownValueInTheMappingIsShownByReadinessAndCheck(t *testing.T) {
 	var out bytes.Buffer
 	cfg := *sb.Config
 	cfg.DatabaseURL = config.Secret("sqlite://" + filepath.Join(t.TempDir(), "check.db"))
-	if ok := app.WriteCheck(&out, app.Check(context.Background(), &cfg, sb.App.Logger(), app.Options{GraphHTTPClient: sb.graphSrv.Client()})); ok {
+	if ok := ops.WriteCheck(&out, ops.Check(context.Background(), &cfg, sb.App.Logger(), ops.CheckOptions{GraphHTTPClient: sb.graphSrv.Client()})); ok {
 		t.Fatalf("check passed with a broken mapping:\n%s", out.String())
 	}
 	if !strings.Contains(out.String(), "✘ mapping preflight") || !strings.Contains(out.String(), "Carrier Pigeon") {
@@ -258,16 +272,16 @@ func mustReadExample(t *testing.T) []byte {
 func TestCheckAgainstTheSimulators(t *testing.T) {
 	t.Parallel()
 	sb := start(t, Options{})
-	opts := app.Options{GraphHTTPClient: sb.graphSrv.Client()}
+	opts := ops.CheckOptions{GraphHTTPClient: sb.graphSrv.Client()}
 	var out bytes.Buffer
-	if ok := app.WriteCheck(&out, app.Check(context.Background(), sb.Config, sb.App.Logger(), opts)); !ok {
+	if ok := ops.WriteCheck(&out, ops.Check(context.Background(), sb.Config, sb.App.Logger(), opts)); !ok {
 		t.Fatalf("check failed:\n%s", out.String())
 	}
 	bad := *sb.Config
 	bad.ArcherPassword = "wrong"
 	bad.DatabaseURL = config.Secret("sqlite://" + filepath.Join(t.TempDir(), "check.db"))
 	out.Reset()
-	if ok := app.WriteCheck(&out, app.Check(context.Background(), &bad, sb.App.Logger(), opts)); ok {
+	if ok := ops.WriteCheck(&out, ops.Check(context.Background(), &bad, sb.App.Logger(), opts)); ok {
 		t.Fatalf("check passed with a wrong password:\n%s", out.String())
 	}
 	if !strings.Contains(out.String(), "✘ archer login") || !strings.Contains(out.String(), "M2A_ARCHER_PASSWORD") {
@@ -275,12 +289,73 @@ func TestCheckAgainstTheSimulators(t *testing.T) {
 	}
 }
 
-// queueIdle reports whether no job is waiting or running.
-func queueIdle(t *testing.T, sb *Sandbox) bool {
-	t.Helper()
-	counts, err := sb.App.Store().JobCounts(context.Background())
+// TestALargeEmailGoesThroughTheSpool delivers an email larger than what the
+// spool keeps in memory: the record gets the original byte for byte, read
+// back from the spool file, and the file is gone once the job has ended.
+func TestALargeEmailGoesThroughTheSpool(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	sb := start(t, Options{Dir: dir})
+	data := make([]byte, 3<<20)
+	for i := range data {
+		data[i] = byte(i*7 + i/251)
+	}
+	enc := base64.StdEncoding.EncodeToString(data)
+	var mime strings.Builder
+	mime.WriteString("From: \"Accounts\" <ap@fabrikam-invoices.example>\r\nTo: phish@contoso.com\r\n" +
+		"Subject: Statement attached\r\nMessage-ID: <large-spool@fabrikam-invoices.example>\r\n" +
+		"Date: Thu, 12 Mar 2026 09:12:00 +0000\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n" +
+		"--b1\r\nContent-Type: application/octet-stream; name=\"statement.bin\"\r\nContent-Transfer-Encoding: base64\r\n" +
+		"Content-Disposition: attachment; filename=\"statement.bin\"\r\n\r\n")
+	for len(enc) > 76 {
+		mime.WriteString(enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	mime.WriteString(enc + "\r\n--b1--\r\n")
+	if mime.Len() <= spool.DefaultMemory {
+		t.Fatalf("the email (%d bytes) would stay in memory", mime.Len())
+	}
+	id, err := sb.Deliver([]byte(mime.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return counts["available"]+counts["running"]+counts["retryable"]+counts["scheduled"] == 0
+	recs, err := sb.WaitRecords(waitCtx(t, 30*time.Second), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.WaitIdle(waitCtx(t, 15*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := sb.Graph.Message(Mailbox, id)
+	ac, err := archer.New(clients.Archer(sb.Config, nil), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := ac.GetRecord(context.Background(), recs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	field, _ := sb.App.Mapping().Level.FieldByName("Email Attachments")
+	fv, _ := content.Field(field)
+	ids, err := fv.Attachments()
+	if err != nil || len(ids) < 2 {
+		t.Fatalf("attachments %v %v", ids, err)
+	}
+	names := map[string][]byte{}
+	for _, aid := range ids {
+		if a, ok := sb.Archer.Attachment(aid); ok {
+			names[a.Name] = a.Data
+		}
+	}
+	if got := names["reported-email.eml"]; !bytes.Equal(got, stored.MIME) {
+		t.Errorf("the attached original (%d bytes) is not the delivered email (%d bytes); files %d", len(got), len(stored.MIME), len(names))
+	}
+	left, err := os.ReadDir(filepath.Join(dir, "spool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("%d spool files left after the job", len(left))
+	}
 }

@@ -15,9 +15,10 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
-	"time"
 
+	"github.com/mail2archer/mail2archer/internal/clip"
 	"github.com/mail2archer/mail2archer/internal/sim/archersim"
+	"github.com/riverqueue/river"
 )
 
 //go:embed samples/*.eml
@@ -48,18 +49,59 @@ func Samples() []Sample {
 }
 
 // WaitRecords waits until the simulated Archer holds at least n records of
-// the incident level and returns them.
+// the incident level and returns them. Records are created by queue jobs, so
+// it looks again after every job event rather than on a clock.
 func (sb *Sandbox) WaitRecords(ctx context.Context, n int) ([]archersim.Record, error) {
+	events, stop := sb.App.Subscribe(jobEnds...)
+	defer stop()
 	for {
 		recs := sb.incidents()
 		if len(recs) >= n {
 			return recs, nil
 		}
-		select {
-		case <-ctx.Done():
-			return recs, fmt.Errorf("sandbox: %d of %d incidents after waiting: %w", len(recs), n, ctx.Err())
-		case <-time.After(20 * time.Millisecond):
+		if err := nextEvent(ctx, events); err != nil {
+			return recs, fmt.Errorf("sandbox: %d of %d incidents after waiting: %w", len(recs), n, err)
 		}
+	}
+}
+
+// WaitIdle waits until the queue holds no job that is available, scheduled,
+// retryable or running: what a test waits for before it counts, so that a
+// duplicate would already be there. It checks once, then after every job
+// event.
+func (sb *Sandbox) WaitIdle(ctx context.Context) error {
+	events, stop := sb.App.Subscribe(jobEnds...)
+	defer stop()
+	for {
+		counts, err := sb.App.Store().JobCounts(ctx)
+		if err != nil {
+			return fmt.Errorf("sandbox: count the queue's jobs: %w", err)
+		}
+		busy := counts["available"] + counts["running"] + counts["retryable"] + counts["scheduled"]
+		if busy == 0 {
+			return nil
+		}
+		if err := nextEvent(ctx, events); err != nil {
+			return fmt.Errorf("sandbox: %d jobs still queued or running: %w", busy, err)
+		}
+	}
+}
+
+// jobEnds are the events after which a job has left the running state.
+var jobEnds = []river.EventKind{river.EventKindJobCompleted, river.EventKindJobFailed,
+	river.EventKindJobCancelled, river.EventKindJobSnoozed}
+
+// nextEvent waits for one job event. A closed channel (the queue stopped)
+// ends the wait with an error.
+func nextEvent(ctx context.Context, events <-chan *river.Event) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case _, ok := <-events:
+		if !ok {
+			return errors.New("the queue stopped")
+		}
+		return nil
 	}
 }
 
@@ -121,12 +163,7 @@ func str(v any) string {
 // cut shortens a field's value for the table: the text of an HTML-escaped
 // value, one line, at most n characters.
 func cut(s string, n int) string {
-	s = html.UnescapeString(strings.ReplaceAll(s, "<br>", " "))
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
+	return clip.String(html.UnescapeString(strings.ReplaceAll(s, "<br>", " ")), n)
 }
 
 // countLines counts the non-empty lines of a field's value: a rich text
@@ -173,7 +210,7 @@ func DeliverTo(ctx context.Context, controlAddr string, mime []byte) (string, er
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) {
-			return "", fmt.Errorf("no sandbox answers on %s: start one with `mail2archer sandbox` (%w)", controlAddr, err)
+			return "", fmt.Errorf("no sandbox answers on %s: start one with `mail2archer-sandbox` (%w)", controlAddr, err)
 		}
 		return "", err
 	}

@@ -1,5 +1,5 @@
 // Package sandbox runs the real service against the Graph and Archer
-// simulators on this machine: `mail2archer sandbox`, the end-to-end tests
+// simulators on this machine: `mail2archer-sandbox`, the end-to-end tests
 // and the benchmarks all start it. Nothing in it needs the internet.
 package sandbox
 

@@ -83,7 +83,7 @@ func TestDeliverThroughTheControlAPI(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	_ = ln.Close()
-	if _, err := DeliverTo(ctx, dead, []byte("x")); err == nil || !strings.Contains(err.Error(), "mail2archer sandbox") {
+	if _, err := DeliverTo(ctx, dead, []byte("x")); err == nil || !strings.Contains(err.Error(), "mail2archer-sandbox") {
 		t.Errorf("no sandbox running: %v", err)
 	}
 }

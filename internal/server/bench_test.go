@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 
 	"github.com/mail2archer/mail2archer/internal/server"
 	"github.com/mail2archer/mail2archer/internal/store"
+	"github.com/mail2archer/mail2archer/subscriptions"
 )
 
 const (
@@ -53,7 +53,7 @@ func BenchmarkWebhookHandler(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = st.Close() })
-	if err := st.SaveSubscription(ctx, store.Subscription{ID: benchSub, Mailbox: "phish@contoso.com", Folder: "Inbox",
+	if err := st.SaveSubscription(ctx, subscriptions.Record{ID: benchSub, Mailbox: "phish@contoso.com", Folder: "Inbox",
 		ClientState: benchSecret, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 		b.Fatal(err)
 	}
@@ -66,9 +66,8 @@ func BenchmarkWebhookHandler(b *testing.B) {
 		q    server.Enqueuer
 	}{{"sqlite", queue}, {"discard", &discardQueue{}}} {
 		b.Run(bc.name, func(b *testing.B) {
-			reg := prometheus.NewRegistry()
-			srv, err := server.New(server.Options{Subscriptions: st, Enqueuer: bc.q, TenantID: benchTenant,
-				Registerer: reg, Gatherer: reg, Logger: zerolog.New(discardWriter{}).Level(zerolog.InfoLevel)})
+			srv, err := server.New(server.Options{Subscriptions: server.NewSubscriptionIndex(st), Enqueuer: bc.q, TenantID: benchTenant,
+				Logger: zerolog.New(discardWriter{}).Level(zerolog.InfoLevel)})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -148,9 +147,8 @@ func BenchmarkForgedBatch(b *testing.B) {
 			if len(bc.body) > 1<<20 {
 				b.Fatalf("body %d bytes", len(bc.body))
 			}
-			reg := prometheus.NewRegistry()
-			srv, err := server.New(server.Options{Subscriptions: st, Enqueuer: queue, TenantID: benchTenant,
-				Registerer: reg, Gatherer: reg, Logger: zerolog.New(discardWriter{})})
+			srv, err := server.New(server.Options{Subscriptions: server.NewSubscriptionIndex(st), Enqueuer: queue, TenantID: benchTenant,
+				Logger: zerolog.New(discardWriter{})})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -19,18 +19,17 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/rs/zerolog"
 
-	"github.com/mail2archer/mail2archer/internal/store"
+	"github.com/mail2archer/mail2archer/internal/metrics"
+	"github.com/mail2archer/mail2archer/subscriptions"
 )
 
 // SubscriptionSource lists the stored Graph subscriptions.
 type SubscriptionSource interface {
-	Subscriptions(ctx context.Context) ([]store.Subscription, error)
+	Subscriptions(ctx context.Context) ([]subscriptions.Record, error)
 }
 
 // Enqueuer inserts jobs, all of them or none, in one transaction.
@@ -53,7 +52,9 @@ const DefaultMaxBatchItems = 1000
 // Options configures a Server. Subscriptions, Enqueuer and TenantID are
 // required for the webhooks.
 type Options struct {
-	Subscriptions SubscriptionSource
+	// Subscriptions are the stored subscriptions notifications are checked
+	// against.
+	Subscriptions *SubscriptionIndex
 	Enqueuer      Enqueuer
 	// TenantID is the only tenant whose notifications are accepted.
 	TenantID string
@@ -70,11 +71,10 @@ type Options struct {
 	// AdminToken, when set, is required as a bearer token by every admin
 	// route.
 	AdminToken string
-	// Registerer receives the server's metrics; Gatherer serves /metrics.
-	// Both default to a new private registry.
-	Registerer prometheus.Registerer
-	Gatherer   prometheus.Gatherer
-	Logger     zerolog.Logger
+	// Metrics receives the server's metrics, and /metrics serves the whole
+	// set; default a new private set.
+	Metrics *metrics.Set
+	Logger  zerolog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -82,14 +82,14 @@ type Options struct {
 // Server holds the handlers of both listeners.
 type Server struct {
 	opts    Options
-	metrics *metrics
-	subs    *subscriptionIndex
+	metrics webhookMetrics
+	subs    *SubscriptionIndex
 	drops   *dropLog
 	public  chi.Router
 	admin   chi.Router
 }
 
-// New builds the handlers and registers their metrics.
+// New builds the handlers and their metrics.
 func New(opts Options) (*Server, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
@@ -100,17 +100,13 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.Registerer == nil {
-		reg := prometheus.NewRegistry()
-		opts.Registerer, opts.Gatherer = reg, reg
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.NewSet()
 	}
-	m, err := newMetrics(opts.Registerer)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{opts: opts, metrics: m, drops: newDropLog(opts.Logger, opts.Now)}
+	s := &Server{opts: opts, metrics: webhookMetrics{opts.Metrics}, drops: newDropLog(opts.Logger, opts.Now)}
 	if opts.Subscriptions != nil {
-		s.subs = newSubscriptionIndex(opts.Subscriptions, opts.Now)
+		s.subs = opts.Subscriptions
+		s.subs.now = opts.Now
 	}
 	s.public = s.publicRoutes()
 	s.admin = s.adminRoutes()
@@ -123,14 +119,6 @@ func (s *Server) Public() http.Handler { return s.public }
 // Admin is the handler of the admin listener: /readyz, /metrics and the
 // operator routes, behind the admin token when one is set.
 func (s *Server) Admin() http.Handler { return s.admin }
-
-// SubscriptionsChanged tells the server that subscriptions were created,
-// renewed or deleted, so the next notification reloads them.
-func (s *Server) SubscriptionsChanged() {
-	if s.subs != nil {
-		s.subs.invalidate()
-	}
-}
 
 func (s *Server) common(r chi.Router, listener string) {
 	r.Use(requestID)
@@ -160,10 +148,6 @@ func (s *Server) adminRoutes() chi.Router {
 	s.common(r, "admin")
 	r.Use(requireToken(s.opts.AdminToken, s.opts.Logger))
 	r.Get("/readyz", s.handleReadyz)
-	gatherer := s.opts.Gatherer
-	if gatherer == nil {
-		gatherer = prometheus.DefaultGatherer
-	}
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	r.Method(http.MethodGet, "/metrics", s.opts.Metrics.Handler())
 	return r
 }

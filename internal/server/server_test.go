@@ -16,12 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/riverqueue/river"
 	"github.com/rs/zerolog"
 
 	"github.com/mail2archer/mail2archer/internal/store"
+	"github.com/mail2archer/mail2archer/subscriptions"
 )
 
 const (
@@ -38,7 +37,6 @@ type testBundle struct {
 	srv   *Server
 	http  *httptest.Server // the public listener
 	admin *httptest.Server // the admin listener
-	reg   *prometheus.Registry
 	logs  *logBuffer
 }
 
@@ -52,7 +50,7 @@ func setup(t *testing.T) *testBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	for _, sub := range []store.Subscription{
+	for _, sub := range []subscriptions.Record{
 		{ID: subID, Mailbox: mailbox, Folder: "Inbox", ClientState: secret, ExpiresAt: time.Now().Add(time.Hour)},
 		{ID: otherSub, Mailbox: otherMbox, Folder: "Inbox", ClientState: "another-secret", ExpiresAt: time.Now().Add(time.Hour)},
 	} {
@@ -64,10 +62,9 @@ func setup(t *testing.T) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
 	srv, err := New(Options{
-		Subscriptions: st, Enqueuer: queue, TenantID: tenant, MaxBodyBytes: 64 << 10,
-		Registerer: reg, Gatherer: reg, Logger: log,
+		Subscriptions: NewSubscriptionIndex(st), Enqueuer: queue, TenantID: tenant, MaxBodyBytes: 64 << 10,
+		Logger: log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +73,7 @@ func setup(t *testing.T) *testBundle {
 	t.Cleanup(hs.Close)
 	as := httptest.NewServer(srv.Admin())
 	t.Cleanup(as.Close)
-	return &testBundle{store: st, srv: srv, http: hs, admin: as, reg: reg, logs: logs}
+	return &testBundle{store: st, srv: srv, http: hs, admin: as, logs: logs}
 }
 
 // logBuffer collects log lines written by server goroutines.
@@ -330,8 +327,7 @@ func TestNotifications(t *testing.T) {
 				t.Errorf("jobs %v, want %v", got, tt.wantJobs)
 			}
 			for reason, want := range tt.dropped {
-				c := b.srv.metrics.dropped.WithLabelValues(endpointNotifications, reason)
-				if v := testutil.ToFloat64(c); v != want {
+				if v := float64(b.srv.metrics.dropped(endpointNotifications, reason).Get()); v != want {
 					t.Errorf("dropped{%s} = %v, want %v", reason, v, want)
 				}
 			}
@@ -350,7 +346,7 @@ func TestRedeliveryAcrossRequestsMakesOneJob(t *testing.T) {
 	if n := len(b.jobs(t)); n != 1 {
 		t.Fatalf("%d jobs, want 1", n)
 	}
-	if v := testutil.ToFloat64(b.srv.metrics.duplicates.WithLabelValues(endpointNotifications)); v != 2 {
+	if v := float64(b.srv.metrics.duplicates(endpointNotifications).Get()); v != 2 {
 		t.Errorf("duplicates = %v, want 2", v)
 	}
 }
@@ -398,7 +394,7 @@ func TestLifecycle(t *testing.T) {
 	if strings.Join(got, ",") != want {
 		t.Errorf("jobs %v, want %s", got, want)
 	}
-	if v := testutil.ToFloat64(b.srv.metrics.dropped.WithLabelValues(endpointLifecycle, dropUnknownEvent)); v != 1 {
+	if v := float64(b.srv.metrics.dropped(endpointLifecycle, dropUnknownEvent).Get()); v != 1 {
 		t.Errorf("unknown events dropped = %v", v)
 	}
 	b.logs.waitFor(t, `"unknown_event":1`)
@@ -407,8 +403,7 @@ func TestLifecycle(t *testing.T) {
 func TestReadyz(t *testing.T) {
 	t.Parallel()
 	failing := false
-	reg := prometheus.NewRegistry()
-	srv, err := New(Options{Registerer: reg, Gatherer: reg, Logger: zerolog.Nop(), Checks: []Check{
+	srv, err := New(Options{Logger: zerolog.Nop(), Checks: []Check{
 		{Name: "database", Fn: func(context.Context) (string, error) { return "reachable", nil }},
 		{Name: "queue", Fn: func(context.Context) (string, error) {
 			if failing {
@@ -486,9 +481,8 @@ func TestAccessLogNeverHoldsBodiesOrTokens(t *testing.T) {
 
 func TestPanicIsRecovered(t *testing.T) {
 	t.Parallel()
-	reg := prometheus.NewRegistry()
 	var logs logBuffer
-	srv, err := New(Options{Registerer: reg, Gatherer: reg, Logger: zerolog.New(&logs), Checks: []Check{
+	srv, err := New(Options{Logger: zerolog.New(&logs), Checks: []Check{
 		{Name: "boom", Fn: func(context.Context) (string, error) { panic("boom") }},
 	}})
 	if err != nil {
@@ -513,8 +507,7 @@ func TestClientAddressFromTrustedProxy(t *testing.T) {
 		{"203.0.113.9:5555", "198.51.100.7", "203.0.113.9"},         // untrusted peer: header ignored
 	} {
 		var logs logBuffer
-		reg := prometheus.NewRegistry()
-		srv, err := New(Options{Registerer: reg, Gatherer: reg, Logger: zerolog.New(&logs),
+		srv, err := New(Options{Logger: zerolog.New(&logs),
 			TrustedProxies: mustPrefixes(t, "10.0.0.0/8")})
 		if err != nil {
 			t.Fatal(err)
@@ -533,14 +526,14 @@ func TestClientAddressFromTrustedProxy(t *testing.T) {
 type countingSubscriptions struct {
 	mu    sync.Mutex
 	calls int
-	subs  []store.Subscription
+	subs  []subscriptions.Record
 }
 
-func (c *countingSubscriptions) Subscriptions(context.Context) ([]store.Subscription, error) {
+func (c *countingSubscriptions) Subscriptions(context.Context) ([]subscriptions.Record, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls++
-	return append([]store.Subscription(nil), c.subs...), nil
+	return append([]subscriptions.Record(nil), c.subs...), nil
 }
 
 func (c *countingSubscriptions) loads() int {
@@ -552,8 +545,9 @@ func (c *countingSubscriptions) loads() int {
 func TestSubscriptionIndexReadsTheDatabaseRarely(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-	src := &countingSubscriptions{subs: []store.Subscription{{ID: "a", ClientState: "x"}}}
-	x := newSubscriptionIndex(src, func() time.Time { return now })
+	src := &countingSubscriptions{subs: []subscriptions.Record{{ID: "a", ClientState: "x"}}}
+	x := NewSubscriptionIndex(src)
+	x.now = func() time.Time { return now }
 	ctx := context.Background()
 	for i := 0; i < 1000; i++ {
 		if _, ok, err := x.lookup(ctx, "a"); err != nil || !ok {
@@ -568,7 +562,7 @@ func TestSubscriptionIndexReadsTheDatabaseRarely(t *testing.T) {
 	}
 	// A new subscription appears: an unknown id reloads at most once a second.
 	src.mu.Lock()
-	src.subs = append(src.subs, store.Subscription{ID: "b"})
+	src.subs = append(src.subs, subscriptions.Record{ID: "b"})
 	src.mu.Unlock()
 	if _, ok, _ := x.lookup(ctx, "b"); ok {
 		t.Fatal("b found before the minimum gap")
@@ -581,7 +575,7 @@ func TestSubscriptionIndexReadsTheDatabaseRarely(t *testing.T) {
 	src.mu.Lock()
 	src.subs = src.subs[1:]
 	src.mu.Unlock()
-	x.invalidate()
+	x.Invalidate()
 	if _, ok, _ := x.lookup(ctx, "a"); ok {
 		t.Fatal("a deleted subscription is still accepted after invalidate")
 	}
@@ -622,9 +616,8 @@ func TestPublicListenerServesOnlyTheWebhooks(t *testing.T) {
 
 func TestAdminTokenIsRequiredWhenSet(t *testing.T) {
 	t.Parallel()
-	reg := prometheus.NewRegistry()
 	const token = "0123456789abcdef0123456789abcdef"
-	srv, err := New(Options{Registerer: reg, Gatherer: reg, Logger: zerolog.Nop(), AdminToken: token})
+	srv, err := New(Options{Logger: zerolog.Nop(), AdminToken: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -693,11 +686,10 @@ func TestForgedTrafficCostsNoDatabaseReadAndFewLogLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := &countingSubscriptions{subs: []store.Subscription{{ID: subID, Mailbox: mailbox, ClientState: secret}}}
+	src := &countingSubscriptions{subs: []subscriptions.Record{{ID: subID, Mailbox: mailbox, ClientState: secret}}}
 	var logs logBuffer
-	reg := prometheus.NewRegistry()
-	srv, err := New(Options{Subscriptions: src, Enqueuer: queue, TenantID: tenant,
-		Registerer: reg, Gatherer: reg, Logger: zerolog.New(&logs)})
+	srv, err := New(Options{Subscriptions: NewSubscriptionIndex(src), Enqueuer: queue, TenantID: tenant,
+		Logger: zerolog.New(&logs)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -728,7 +720,7 @@ func TestForgedTrafficCostsNoDatabaseReadAndFewLogLines(t *testing.T) {
 	if n := src.loads(); n > 2 {
 		t.Errorf("%d subscription loads for 20,000 forged items; want at most 2", n)
 	}
-	if v := testutil.ToFloat64(srv.metrics.dropped.WithLabelValues(endpointNotifications, dropUnknownSubscription)); v != 20*DefaultMaxBatchItems {
+	if v := float64(srv.metrics.dropped(endpointNotifications, dropUnknownSubscription).Get()); v != 20*DefaultMaxBatchItems {
 		t.Errorf("dropped{unknown_subscription} = %v", v)
 	}
 	// The legitimate notification right after is queued.

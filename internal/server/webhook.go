@@ -19,7 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mail2archer/mail2archer/internal/jobs"
-	"github.com/mail2archer/mail2archer/internal/store"
+	"github.com/mail2archer/mail2archer/subscriptions"
 )
 
 // Endpoint labels for metrics and logs.
@@ -127,7 +127,7 @@ func (s *Server) handleLifecycle(w http.ResponseWriter, r *http.Request) {
 
 // jobFor turns one checked notification into a job, or returns a drop
 // reason.
-type jobFor func(n notification, sub store.Subscription, log zerolog.Logger) (river.JobArgs, string)
+type jobFor func(n notification, sub subscriptions.Record, log zerolog.Logger) (river.JobArgs, string)
 
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request, endpoint string, toJob jobFor) {
 	start := time.Now()
@@ -140,11 +140,11 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request, endpoint 
 			token = tokens[0]
 		}
 		if len(token) > maxValidationToken {
-			s.metrics.dropped.WithLabelValues(endpoint, "validation_token_too_long").Inc()
+			s.metrics.dropped(endpoint, "validation_token_too_long").Inc()
 			writeJSON(w, http.StatusBadRequest, errorBody{Error: "validationToken too long"})
 			return
 		}
-		s.metrics.handshakes.WithLabelValues(endpoint).Inc()
+		s.metrics.handshakes(endpoint).Inc()
 		// The token is echoed exactly, as Graph requires. Served as
 		// text/plain with nosniff and a CSP that forbids everything, a
 		// token holding markup cannot run in a browser.
@@ -159,7 +159,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request, endpoint 
 	}
 
 	status := s.acceptBatch(w, r, endpoint, toJob, log)
-	s.metrics.ackSeconds.WithLabelValues(endpoint, fmt.Sprint(status)).Observe(time.Since(start).Seconds())
+	s.metrics.ack(endpoint, status).Update(time.Since(start).Seconds())
 }
 
 func (s *Server) acceptBatch(w http.ResponseWriter, r *http.Request, endpoint string, toJob jobFor, log zerolog.Logger) int {
@@ -178,17 +178,17 @@ func (s *Server) acceptBatch(w http.ResponseWriter, r *http.Request, endpoint st
 	items, err := decodeBatch(body, s.opts.MaxBatchItems)
 	switch {
 	case errors.Is(err, errTooManyItems):
-		s.metrics.dropped.WithLabelValues(endpoint, dropTooManyItems).Inc()
+		s.metrics.dropped(endpoint, dropTooManyItems).Inc()
 		s.drops.report(endpoint, requestIDOf(r.Context()), len(items), map[string]int{dropTooManyItems: 1})
 		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{Error: fmt.Sprintf("at most %d notifications per request", s.opts.MaxBatchItems)})
 		return http.StatusRequestEntityTooLarge
 	case err != nil:
-		s.metrics.dropped.WithLabelValues(endpoint, dropMalformedBody).Inc()
+		s.metrics.dropped(endpoint, dropMalformedBody).Inc()
 		s.drops.report(endpoint, requestIDOf(r.Context()), 0, map[string]int{dropMalformedBody: 1})
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: "body must be a JSON object with a \"value\" array"})
 		return http.StatusBadRequest
 	}
-	s.metrics.received.WithLabelValues(endpoint).Add(float64(len(items)))
+	s.metrics.received(endpoint).Add(len(items))
 
 	var params []river.InsertManyParams
 	seen := map[string]bool{}
@@ -224,7 +224,7 @@ func (s *Server) acceptBatch(w http.ResponseWriter, r *http.Request, endpoint st
 	}
 	if len(drops) > 0 {
 		for reason, n := range drops {
-			s.metrics.dropped.WithLabelValues(endpoint, reason).Add(float64(n))
+			s.metrics.dropped(endpoint, reason).Add(n)
 		}
 		s.drops.report(endpoint, requestIDOf(r.Context()), len(items), drops)
 	}
@@ -242,8 +242,8 @@ func (s *Server) acceptBatch(w http.ResponseWriter, r *http.Request, endpoint st
 				dups++
 			}
 		}
-		s.metrics.accepted.WithLabelValues(endpoint).Add(float64(len(params) + batchDups))
-		s.metrics.duplicates.WithLabelValues(endpoint).Add(float64(dups))
+		s.metrics.accepted(endpoint).Add(len(params) + batchDups)
+		s.metrics.duplicates(endpoint).Add(dups)
 		log.Debug().Int("queued", len(params)+batchDups-dups).Int("duplicates", dups).Msg("notifications accepted")
 	}
 	// Answer 202 even when every item was dropped: a forger learns nothing.
@@ -279,7 +279,7 @@ func (s *Server) checkItem(ctx context.Context, raw json.RawMessage, toJob jobFo
 	return args, reason, nil
 }
 
-func (s *Server) messageJob(n notification, sub store.Subscription, _ zerolog.Logger) (river.JobArgs, string) {
+func (s *Server) messageJob(n notification, sub subscriptions.Record, _ zerolog.Logger) (river.JobArgs, string) {
 	switch n.ChangeType {
 	case "created", "updated":
 	default:
@@ -291,9 +291,9 @@ func (s *Server) messageJob(n notification, sub store.Subscription, _ zerolog.Lo
 	return jobs.ProcessMessage{Mailbox: sub.Mailbox, MessageID: n.ResourceData.ID, Source: "notification"}, ""
 }
 
-func (s *Server) lifecycleJob(n notification, sub store.Subscription, _ zerolog.Logger) (river.JobArgs, string) {
+func (s *Server) lifecycleJob(n notification, sub subscriptions.Record, _ zerolog.Logger) (river.JobArgs, string) {
 	switch n.LifecycleEvent {
-	case jobs.EventReauthorizationRequired, jobs.EventSubscriptionRemoved, jobs.EventMissed:
+	case subscriptions.EventReauthorizationRequired, subscriptions.EventSubscriptionRemoved, subscriptions.EventMissed:
 		return jobs.Lifecycle{SubscriptionID: sub.ID, Event: n.LifecycleEvent, Mailbox: sub.Mailbox}, ""
 	}
 	return nil, dropUnknownEvent

@@ -122,7 +122,7 @@ func lockFile(path string) (func() error, error) {
 		if who == "" {
 			who = "unknown process"
 		}
-		return nil, fmt.Errorf("%w (%s holds %s): stop it first; to run several replicas, use PostgreSQL (M2A_DATABASE_URL=postgres://…)", ErrLocked, who, path)
+		return nil, fmt.Errorf("%w (%s holds %s): stop it first: one service runs per SQLite database", ErrLocked, who, path)
 	}
 	host, _ := os.Hostname()
 	_ = f.Truncate(0)

@@ -84,13 +84,3 @@ func (s *Store) ForgetEndedJobsTx(ctx context.Context, tx *sql.Tx, mailbox, mess
 	}
 	return res.RowsAffected()
 }
-
-// ForgetMessage deletes what is stored for one email, so that a replay goes
-// through the whole pipeline again.
-func (s *Store) ForgetMessage(ctx context.Context, mailbox, messageID string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM m2a_message WHERE mailbox = $1 AND message_id = $2`,
-		mailbox, messageID); err != nil {
-		return fmt.Errorf("forget message %s/%s: %w", mailbox, messageID, err)
-	}
-	return nil
-}

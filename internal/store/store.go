@@ -35,6 +35,8 @@ var ErrNotFound = errors.New("not found")
 
 // Store is the state database. It is safe for concurrent use.
 type Store struct {
+	// dir is the directory of the database file.
+	dir    string
 	db     *sql.DB
 	driver *riversqlite.Driver
 	log    zerolog.Logger
@@ -75,7 +77,7 @@ func Open(ctx context.Context, rawURL string, log zerolog.Logger) (*Store, error
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	s := &Store{db: db, driver: riversqlite.New(db), log: log, now: time.Now}
+	s := &Store{dir: filepath.Dir(path), db: db, driver: riversqlite.New(db), log: log, now: time.Now}
 	if err := s.Ping(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
@@ -211,6 +213,10 @@ func (s *Store) Close() error {
 	}
 	return err
 }
+
+// Dir is the directory of the database file: the service's data
+// directory, where the spool lives too.
+func (s *Store) Dir() string { return s.dir }
 
 // JobCounts returns the number of queue jobs in each state.
 func (s *Store) JobCounts(ctx context.Context) (map[string]int, error) {

@@ -5,21 +5,17 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
+
+	"github.com/mail2archer/mail2archer/subscriptions"
 )
 
-// Subscription is a Graph subscription this service created, with the
-// clientState secret Graph echoes in its notifications.
-type Subscription struct {
-	ID          string
-	Mailbox     string
-	Folder      string
-	ClientState string
-	ExpiresAt   time.Time
-}
+// The Store keeps the subscriptions manager's state: the subscriptions with
+// their clientState secrets (here), the delta links (delta.go), the lease
+// and the write-once settings (lease.go).
+var _ subscriptions.Store = (*Store)(nil)
 
 // SaveSubscription inserts or updates a subscription.
-func (s *Store) SaveSubscription(ctx context.Context, sub Subscription) error {
+func (s *Store) SaveSubscription(ctx context.Context, sub subscriptions.Record) error {
 	now := s.now().UTC()
 	_, err := s.db.ExecContext(ctx, `
 		INSERT INTO m2a_subscription (id, mailbox, folder, client_state, expires_at, created_at, updated_at)
@@ -34,31 +30,31 @@ func (s *Store) SaveSubscription(ctx context.Context, sub Subscription) error {
 }
 
 // Subscription returns the subscription with the given id, or ErrNotFound.
-func (s *Store) Subscription(ctx context.Context, id string) (Subscription, error) {
-	var sub Subscription
+func (s *Store) Subscription(ctx context.Context, id string) (subscriptions.Record, error) {
+	var sub subscriptions.Record
 	err := s.db.QueryRowContext(ctx, `
 		SELECT id, mailbox, folder, client_state, expires_at FROM m2a_subscription WHERE id = $1`, id).
 		Scan(&sub.ID, &sub.Mailbox, &sub.Folder, &sub.ClientState, &sub.ExpiresAt)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Subscription{}, fmt.Errorf("subscription %s: %w", id, ErrNotFound)
+		return subscriptions.Record{}, fmt.Errorf("subscription %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return Subscription{}, fmt.Errorf("read subscription %s: %w", id, err)
+		return subscriptions.Record{}, fmt.Errorf("read subscription %s: %w", id, err)
 	}
 	return sub, nil
 }
 
 // Subscriptions returns every stored subscription, ordered by mailbox.
-func (s *Store) Subscriptions(ctx context.Context) ([]Subscription, error) {
+func (s *Store) Subscriptions(ctx context.Context) ([]subscriptions.Record, error) {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT id, mailbox, folder, client_state, expires_at FROM m2a_subscription ORDER BY mailbox, folder, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
 	defer func() { _ = rows.Close() }()
-	var out []Subscription
+	var out []subscriptions.Record
 	for rows.Next() {
-		var sub Subscription
+		var sub subscriptions.Record
 		if err := rows.Scan(&sub.ID, &sub.Mailbox, &sub.Folder, &sub.ClientState, &sub.ExpiresAt); err != nil {
 			return nil, fmt.Errorf("list subscriptions: %w", err)
 		}

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jhillyerd/enmime/v2"
+
+	"github.com/mail2archer/mail2archer/internal/clip"
 )
 
 // mimeView is everything Graph derives from a message's MIME.
@@ -123,7 +125,7 @@ func rawHeaders(raw []byte) ([]headerField, error) {
 			name, value, ok := strings.Cut(trimmed, ":")
 			if !ok || strings.TrimSpace(name) == "" || strings.ContainsAny(name, " \t") {
 				if len(out) == 0 {
-					return nil, fmt.Errorf("parse MIME: malformed header line %q", clip(trimmed, 60))
+					return nil, fmt.Errorf("parse MIME: malformed header line %q", clip.String(trimmed, 60))
 				}
 				// Exchange tolerates junk after the headers began; so do we.
 				return out, nil
@@ -137,13 +139,6 @@ func rawHeaders(raw []byte) ([]headerField, error) {
 			return nil, fmt.Errorf("parse MIME headers: %w", err)
 		}
 	}
-}
-
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 func firstAddress(env *enmime.Envelope, key string) *emailAddress {

@@ -9,6 +9,8 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+
+	"github.com/mail2archer/mail2archer/internal/clip"
 )
 
 // POST /users/{id | userPrincipalName}/sendMail, as documented at
@@ -145,7 +147,7 @@ var unreadablePayload = badRequest("BadRequest", "Unable to read JSON request pa
 // example {"code":"RequestBodyRead","message":"Cannot convert the literal
 // '0' to the expected type 'Edm.String'."} (motze92/office365-mail#28).
 func conversionFailure(raw json.RawMessage, typ string) *apiFailure {
-	return badRequest("RequestBodyRead", "Cannot convert the literal '"+clip(string(raw), 60)+"' to the expected type '"+typ+"'.")
+	return badRequest("RequestBodyRead", "Cannot convert the literal '"+clip.String(string(raw), 60)+"' to the expected type '"+typ+"'.")
 }
 
 // jsonString reads a JSON string; null is the empty string.
@@ -375,18 +377,18 @@ func (o *outgoing) validate() *apiFailure {
 	for _, a := range all {
 		if !validAddress(a.Address) {
 			// microsoftgraph/ruby-connect-rest-sample#15.
-			return badRequest("ErrorInvalidRecipients", "At least one recipient isn't valid., Recipient \""+clip(a.Address, 100)+"\" isn't resolved. All recipients must be resolved before a message can be submitted.")
+			return badRequest("ErrorInvalidRecipients", "At least one recipient isn't valid., Recipient \""+clip.String(a.Address, 100)+"\" isn't resolved. All recipients must be resolved before a message can be submitted.")
 		}
 	}
 	for _, h := range o.headers {
 		if len(h.Name) < 3 || !strings.EqualFold(h.Name[:2], "x-") {
 			// terminal42/contao-notification_center#436.
-			return badRequest("InvalidInternetMessageHeader", "The internet message header name '"+clip(h.Name, 100)+"' should start with 'x-' or 'X-'.")
+			return badRequest("InvalidInternetMessageHeader", "The internet message header name '"+clip.String(h.Name, 100)+"' should start with 'x-' or 'X-'.")
 		}
 		if !validHeaderName(h.Name) || strings.ContainsAny(h.Value, "\r\n\x00") {
 			// The simulator's own wording: Graph's documentation does not
 			// say how it answers malformed names or values.
-			return badRequest("InvalidInternetMessageHeader", "The internet message header '"+clip(h.Name, 100)+"' has an invalid name or value.")
+			return badRequest("InvalidInternetMessageHeader", "The internet message header '"+clip.String(h.Name, 100)+"' has an invalid name or value.")
 		}
 	}
 	if o.subject == "" && o.content == "" {

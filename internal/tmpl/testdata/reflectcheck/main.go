@@ -60,7 +60,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	inc, err := c.Render(rep, raw, time.Now())
+	inc, err := c.Render(rep, incident.FromBytes(raw), time.Now())
 	if err != nil {
 		fail(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	compare := fs.String("compare", "", "print each figure's ratio to a saved run (`BASELINE.json`)")
 	dir := fs.String("dir", "", "directory for the services' state (default: a temporary one, removed afterwards)")
 	inProcess := fs.Bool("in-process", false, "measure the footprint in this process instead of a child service process")
+	service := fs.String("service", "", "the mail2archer binary the footprint runs as a child (default: mail2archer beside this command)")
 	graphLat := fs.Duration("graph-latency", d.GraphLatency, "Graph simulator latency per call")
 	archerLat := fs.Duration("archer-latency", d.ArcherLatency, "Archer simulator latency per call")
 	rate := fs.Int("intake-rate", d.IntakeRate, "intake: notifications per second")
@@ -84,12 +86,20 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if !*inProcess {
-		exe, err := os.Executable()
-		if err != nil {
-			_, _ = fmt.Fprintln(stderr, "find the mail2archer binary for the footprint scenario:", err)
-			return 1
+		bin := *service
+		if bin == "" {
+			exe, err := os.Executable()
+			if err != nil {
+				_, _ = fmt.Fprintln(stderr, "find the mail2archer binary for the footprint scenario:", err)
+				return 1
+			}
+			bin = filepath.Join(filepath.Dir(exe), "mail2archer")
 		}
-		opts.ServiceCommand = []string{exe, "serve"}
+		if _, err := os.Stat(bin); err != nil {
+			_, _ = fmt.Fprintf(stderr, "the service binary %s: %v (build it with go build -o bin/ ./cmd/..., or give --service)\n", bin, err)
+			return 2
+		}
+		opts.ServiceCommand = []string{bin, "serve"}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -1,4 +1,4 @@
-package app
+package ops
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/mail2archer/mail2archer/internal/clip"
 	"github.com/mail2archer/mail2archer/internal/jobs"
 	"github.com/mail2archer/mail2archer/internal/store"
 )
@@ -55,10 +56,10 @@ func ListJobs(ctx context.Context, st *store.Store, state string, limit int, w i
 		}
 		lastErr := ""
 		if n := len(j.Errors); n > 0 {
-			lastErr = oneLine(j.Errors[n-1].Error, 120)
+			lastErr = clip.String(j.Errors[n-1].Error, 120)
 		}
 		_, _ = fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", j.ID, j.Kind, j.State, j.Attempt, j.MaxAttempts,
-			a.Mailbox, oneLine(msg, 40), j.CreatedAt.UTC().Format(time.RFC3339), lastErr)
+			a.Mailbox, clip.String(msg, 40), j.CreatedAt.UTC().Format(time.RFC3339), lastErr)
 	}
 	return tw.Flush()
 }
@@ -150,12 +151,4 @@ func stateNames() []string {
 		out = append(out, string(v))
 	}
 	return out
-}
-
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if len([]rune(s)) > n {
-		return string([]rune(s)[:n-1]) + "…"
-	}
-	return s
 }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"text/tabwriter"
-	"time"
-	"unicode"
 )
+
+// The operations in this file act once and return. They suit a process that
+// inspects or repairs the subscriptions of a deployment whose service may be
+// running or stopped: none of them needs Run.
 
 // Listed is one subscription of the application as Graph lists it, joined
 // with what the store knows of it.
@@ -29,8 +29,15 @@ type Listed struct {
 	Configured bool
 }
 
-// List returns the application's subscriptions as Graph lists them, with
-// what the store knows. It makes no change and needs no lease.
+// Managed reports whether this deployment keeps the subscription alive:
+// it is this deployment's, its secret is stored and it watches a
+// configured folder. A subscription that is this deployment's but not
+// managed is deleted or replaced at the next start.
+func (l Listed) Managed() bool { return l.Ours && l.SecretHeld && l.Configured }
+
+// List returns the application's subscriptions as Graph lists them, each
+// with what the store knows of it and whether this deployment manages it.
+// It makes no change and needs no lease.
 func (m *Manager) List(ctx context.Context) ([]Listed, error) {
 	listed, err := m.graph.ListSubscriptions(ctx)
 	if err != nil {
@@ -77,30 +84,33 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// SyncReport says what SyncOnce did.
-type SyncReport struct {
-	// Managed is true when SyncOnce held the lease and so also reconciled
-	// and created subscriptions; false when a running service holds it and
-	// only the resyncs ran.
+// ReconcileReport says what ReconcileOnce did.
+type ReconcileReport struct {
+	// Managed is true when ReconcileOnce held the lease and so also
+	// reconciled and created subscriptions; false when another Manager (a
+	// running service) holds it and only the resyncs ran.
 	Managed bool
 	// Queued is the number of newly queued messages per mailbox.
 	Queued map[string]int
 }
 
-// SyncOnce does one pass of Run's work for a command-line tool: when it can
-// take the lease (no service is managing the subscriptions) it reconciles,
-// creates missing subscriptions and resyncs every mailbox, then releases the
-// lease; otherwise it only resyncs, which is safe beside a running leader.
-// It returns ErrRunning while Run runs on the same Manager.
-func (m *Manager) SyncOnce(ctx context.Context) (SyncReport, error) {
+// ReconcileOnce does one round of Run's work and returns. When no other
+// Manager holds the lease, it takes it, reconciles Graph with the
+// configuration as a start does, creates the missing subscriptions and
+// resyncs every mailbox, then releases the lease. When another Manager
+// holds it (a running service), it only resyncs every mailbox, which is
+// safe beside that leader. Failures of single mailboxes are joined in the
+// error; the report says what was done meanwhile. It returns ErrRunning
+// while Run runs on the same Manager.
+func (m *Manager) ReconcileOnce(ctx context.Context) (ReconcileReport, error) {
 	if !m.running.CompareAndSwap(false, true) {
-		return SyncReport{}, ErrRunning
+		return ReconcileReport{}, ErrRunning
 	}
 	defer m.running.Store(false)
-	rep := SyncReport{Queued: map[string]int{}}
+	rep := ReconcileReport{Queued: map[string]int{}}
 	ok, err := m.store.TryAcquireLease(ctx, LeaseName, m.cfg.Holder, m.clock.Now(), m.cfg.LeaseTTL)
 	if err != nil {
-		return rep, fmt.Errorf("sync: %w", err)
+		return rep, fmt.Errorf("reconcile subscriptions: %w", err)
 	}
 	var errs []error
 	if ok {
@@ -111,7 +121,7 @@ func (m *Manager) SyncOnce(ctx context.Context) (SyncReport, error) {
 			ctx = lctx // cancelled if the lease is lost meanwhile
 		}
 		if err := m.reconcile(ctx); err != nil {
-			return rep, fmt.Errorf("sync: %w", err)
+			return rep, fmt.Errorf("reconcile subscriptions: %w", err)
 		}
 		m.mu.Lock()
 		m.reconciled = true
@@ -121,7 +131,7 @@ func (m *Manager) SyncOnce(ctx context.Context) (SyncReport, error) {
 			lock.Lock()
 			if m.snapshot(mb).sub.ID == "" {
 				// Creating resyncs too.
-				if err := m.createLocked(ctx, mb, "sync"); err != nil {
+				if err := m.createLocked(ctx, mb, "reconcile once"); err != nil {
 					errs = append(errs, err)
 				} else {
 					rep.Queued[mb] = m.snapshot(mb).lastQueued
@@ -145,44 +155,4 @@ func (m *Manager) SyncOnce(ctx context.Context) (SyncReport, error) {
 		}
 	}
 	return rep, errors.Join(errs...)
-}
-
-// WriteList prints list as a table for the command line, one subscription
-// per line, with the time left before expiry counted from now. Secrets are
-// never printed.
-func WriteList(w io.Writer, list []Listed, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tMAILBOX\tFOLDER\tEXPIRES\tLEFT\tSTATE")
-	for _, l := range list {
-		state := "other deployment"
-		switch {
-		case l.Ours && l.SecretHeld && l.Configured:
-			state = "managed"
-		case l.Ours && !l.Configured:
-			state = "not configured (deleted at next start)"
-		case l.Ours:
-			state = "secret unknown (replaced at next start)"
-		}
-		left := l.ExpiresAt.Sub(now).Truncate(time.Minute)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", printable(l.ID), printable(l.Mailbox), printable(l.Folder),
-			l.ExpiresAt.UTC().Format(time.RFC3339), left, state)
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write subscription list: %w", err)
-	}
-	return nil
-}
-
-// printable keeps a value Graph returned from breaking the table or the
-// terminal: control characters become '?', and it is cut at 200 bytes.
-func printable(s string) string {
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '\t' {
-			return '?'
-		}
-		return r
-	}, s)
 }

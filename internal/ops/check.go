@@ -1,19 +1,33 @@
-package app
+// Package ops holds the operator commands that work beside a running
+// service: check (the configuration against the real tenant and Archer),
+// jobs list, jobs retry, replay and the subscriptions commands. Each
+// returns its result or writes a table; none needs the service running.
+package ops
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/mail2archer/mail2archer/internal/archer"
+	"github.com/mail2archer/mail2archer/internal/clients"
+	"github.com/mail2archer/mail2archer/internal/clip"
 	"github.com/mail2archer/mail2archer/internal/config"
 	"github.com/mail2archer/mail2archer/internal/graph"
 	"github.com/mail2archer/mail2archer/internal/incident"
+	"github.com/mail2archer/mail2archer/internal/outcome"
 	"github.com/mail2archer/mail2archer/internal/store"
 )
+
+// CheckOptions replace the HTTP clients of the two outside systems (tests
+// trusting a simulator's certificate); the zero value is production.
+type CheckOptions struct {
+	GraphHTTPClient, ArcherHTTPClient *http.Client
+}
 
 // CheckResult is one line of `mail2archer check`.
 type CheckResult struct {
@@ -27,11 +41,11 @@ type CheckResult struct {
 // and Archer, without changing anything: the state database, a Graph token
 // and a read of every mailbox's folder, the Archer login, and the mapping
 // preflight. It never stops at the first failure.
-func Check(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) []CheckResult {
+func Check(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts CheckOptions) []CheckResult {
 	var out []CheckResult
 	add := func(name string, err error, ok, fix string) {
 		if err != nil {
-			out = append(out, CheckResult{Name: name, Detail: fix + ": " + oneLine(err.Error(), 400)})
+			out = append(out, CheckResult{Name: name, Detail: fix + ": " + clip.String(err.Error(), 400)})
 			return
 		}
 		out = append(out, CheckResult{Name: name, OK: true, Detail: ok})
@@ -43,7 +57,7 @@ func Check(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Opt
 		_ = st.Close()
 	}
 
-	gcfg := graphConfig(cfg, opts.GraphHTTPClient)
+	gcfg := clients.Graph(cfg, opts.GraphHTTPClient)
 	gcfg.MaxRetries = -1 // a check reports, it does not wait out throttling
 	gc, err := graph.New(gcfg, log)
 	if err != nil {
@@ -58,7 +72,7 @@ func Check(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Opt
 		}
 	}
 
-	ac, err := archer.New(archerConfig(cfg, opts.ArcherHTTPClient), log)
+	ac, err := archer.New(clients.Archer(cfg, opts.ArcherHTTPClient), log)
 	if err != nil {
 		add("archer login", err, "", "check the M2A_ARCHER_* settings")
 		return out
@@ -84,7 +98,7 @@ func Check(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Opt
 		return out
 	}
 	// Exactly once rests on finding a record by its key: prove it now.
-	_, err = ac.FindByField(ctx, c.App, c.Level, c.KeyField, preflightProbeKey)
+	err = c.ProbeLookup(ctx, ac)
 	fix := ""
 	if err != nil {
 		fix = archer.Decide(err).Fix
@@ -100,14 +114,16 @@ func graphFix(err error, mailbox string) string {
 	if err == nil {
 		return ""
 	}
-	switch graph.ClassOf(err) {
-	case graph.ClassPermission:
+	d := graph.Decide(err)
+	switch d.Action {
+	case outcome.WaitOperator:
 		return "grant the application permission Mail.Read (admin consent) and allow " + mailbox +
-			" in the Exchange application access policy; check the tenant id, client id and secret"
-	case graph.ClassNotFound:
-		return "check the mailbox address and M2A_MAIL_FOLDER"
-	case graph.ClassTransient, graph.ClassRetryAfter:
+			" in the Exchange application access policy; check the tenant id, client id and secret (" + d.Fix + ")"
+	case outcome.Retry, outcome.Snooze:
 		return "Graph did not answer in time; try again"
+	}
+	if d.Reason == "message_gone" || d.Reason == "graph_gone" {
+		return "check the mailbox address and M2A_MAIL_FOLDER"
 	}
 	return "see the error"
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/mail2archer/mail2archer/internal/config"
 	"github.com/mail2archer/mail2archer/internal/sandbox"
 	"github.com/mail2archer/mail2archer/internal/sim/archersim"
 )
@@ -24,7 +23,7 @@ func sandboxCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "deliver" {
 		return sandboxDeliver(args[1:], stdout, stderr)
 	}
-	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+	fs := flag.NewFlagSet("mail2archer-sandbox", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "sandbox-data", "directory for the sandbox's state (wiped at start)")
 	mapping := fs.String("mapping", "", "mapping file to rehearse (default: api/mapping.example.yaml)")
@@ -43,7 +42,7 @@ func sandboxCmd(args []string, stdout, stderr io.Writer) int {
 	if *verbose {
 		level = zerolog.InfoLevel
 	}
-	log := newLogger(&config.Config{LogFormat: "console", LogLevel: "info"}, stderr).Level(level)
+	log := newLogger(stderr, level)
 	opts := sandbox.Options{Dir: *dir, MappingFile: *mapping, ListenAddr: *listen, AdminAddr: *admin, GraphAddr: *graphAddr,
 		ArcherAddr: *archerAddr, Logger: log}
 	if *fixture != "" {
@@ -86,7 +85,7 @@ func sandboxCmd(args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintln(stderr, err)
 		return 1
 	}
-	_, _ = fmt.Fprintf(stdout, "mail2archer sandbox ready in %s: Graph and Archer simulators, mailbox %s\n",
+	_, _ = fmt.Fprintf(stdout, "mail2archer-sandbox ready in %s: Graph and Archer simulators, mailbox %s\n",
 		time.Since(start).Round(time.Millisecond), sandbox.Mailbox)
 	if !*noSamples {
 		samples := sandbox.Samples()
@@ -111,8 +110,8 @@ Where to look:
   readiness     http://%[5]s/readyz   (the admin listener)
   metrics       http://%[5]s/metrics
   incidents     %[2]s/sim/records   (JSON: %[2]s/sim/records.json)
-  more email    mail2archer sandbox deliver FILE.eml...   (or POST it to http://%[3]s/deliver)
-  jobs          M2A_DATABASE_URL=sqlite://%[4]s/mail2archer.db mail2archer jobs list
+  more email    mail2archer-sandbox deliver FILE.eml...   (or POST it to http://%[3]s/deliver)
+  jobs          M2A_DATABASE_URL=sqlite://%[4]s/mail2archer.db bin/mail2archer jobs list
 Press Ctrl-C to stop.
 `, sb.ServiceURL(), sb.ArcherURL, *control, *dir, sb.App.AdminAddr())
 	known := len(sb.Archer.Records())
@@ -131,14 +130,14 @@ Press Ctrl-C to stop.
 }
 
 func sandboxDeliver(files []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("sandbox deliver", flag.ContinueOnError)
+	fs := flag.NewFlagSet("mail2archer-sandbox deliver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	control := fs.String("control", "127.0.0.1:8025", "the running sandbox's control address")
 	if err := fs.Parse(files); err != nil {
 		return 2
 	}
 	if fs.NArg() == 0 {
-		_, _ = fmt.Fprintln(stderr, "usage: mail2archer sandbox deliver [--control ADDR] FILE.eml...")
+		_, _ = fmt.Fprintln(stderr, "usage: mail2archer-sandbox deliver [--control ADDR] FILE.eml...")
 		return 2
 	}
 	code := 0
