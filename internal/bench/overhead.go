@@ -15,18 +15,69 @@ import (
 
 // overhead measures the service's own time with backend latency zero: from
 // posting a notification to the Archer simulator receiving the request
-// that creates the record.
-func (r *runner) overhead(ctx context.Context, res *ScenarioResult) (err error) {
-	svc, err := r.startService(ctx, ScenarioOverhead, setup{
-		graph: func(o *graphsim.Options) { o.RecordLimit = 1 << 16 },
-	})
+// that creates the record. A second pass with M2A_TRUST_LOCAL_STATE=true
+// shows what the lookup by key before every create costs.
+func (r *runner) overhead(ctx context.Context, res *ScenarioResult) error {
+	with, err := r.overheadPass(ctx, false)
 	if err != nil {
 		return err
 	}
+	without, err := r.overheadPass(ctx, true)
+	if err != nil {
+		return fmt.Errorf("without the lookup: %w", err)
+	}
+	n := len(with.over)
+	res.add("emails", float64(n), "", nil)
+	res.addDuration("own overhead p50", percentile(with.over, 50), nil).Scope = with.scope
+	res.addDuration("own overhead p99", percentile(with.over, 99), atMost(50)).Scope = with.scope
+	res.addDuration("own overhead max", percentile(with.over, 100), nil).Scope = with.scope
+	if len(with.pickup) == n {
+		res.addDuration("queue pickup p50", percentile(with.pickup, 50), nil)
+		res.addDuration("queue pickup p99", percentile(with.pickup, 99), nil)
+		res.addDuration("fetch to create p50", percentile(with.work, 50), nil)
+		res.addDuration("fetch to create p99", percentile(with.work, 99), nil)
+	} else {
+		res.note("queue pickup not reported: %d of %d first Graph requests found", len(with.pickup), n)
+	}
+	res.add("Archer lookups per email", float64(with.lookups)/float64(n), "", nil)
+	if len(with.lookup) > 0 {
+		res.addDuration("lookup by key p50", percentile(with.lookup, 50), nil)
+		res.addDuration("lookup by key p99", percentile(with.lookup, 99), nil)
+	}
+	res.addDuration("own overhead p50, no lookup", percentile(without.over, 50), nil).Scope = without.scope
+	res.addDuration("own overhead p99, no lookup", percentile(without.over, 99), nil).Scope = without.scope
+	res.add("Archer lookups per email, no lookup", float64(without.lookups)/float64(n), "", nil)
+	res.note("%s", with.where)
+	res.note("%d notifications at %.0f/s with Graph and Archer answering at once; time from posting the notification to Archer receiving the create request (fetch, parse, analyse, render, the lookup by key and the attachment uploads included); queue pickup is the time to the first Graph request for the message, fetch to create the rest",
+		n, r.p.OverheadRate)
+	res.note("lookup by key is the time from Archer receiving an email's lookup to it receiving that job's next request; the figures marked \"no lookup\" come from a second service run with M2A_TRUST_LOCAL_STATE=true, which skips the lookup before a job's first create")
+	return nil
+}
+
+// overheadTimes is what one pass of the overhead scenario measured.
+type overheadTimes struct {
+	over, pickup, work []time.Duration
+	// lookup is each lookup's time, from its arrival at Archer to the
+	// arrival of the job's next request.
+	lookup []time.Duration
+	// lookups counts Archer's Content API requests for this run's keys.
+	lookups      int
+	scope, where string
+}
+
+func (r *runner) overheadPass(ctx context.Context, trust bool) (t overheadTimes, err error) {
+	svc, err := r.startService(ctx, ScenarioOverhead, setup{
+		graph:           func(o *graphsim.Options) { o.RecordLimit = 1 << 16 },
+		trustLocalState: trust,
+	})
+	if err != nil {
+		return t, err
+	}
 	defer stopService(svc, &err)
+	t.scope, t.where = svc.scope, svc.where()
 	sub, err := subscriptionOf(svc)
 	if err != nil {
-		return err
+		return t, err
 	}
 	n := r.p.OverheadEmails
 	c := newCorpus("overhead")
@@ -36,7 +87,7 @@ func (r *runner) overhead(ctx context.Context, res *ScenarioResult) (err error) 
 	}
 	ids, err := deliverSilently(svc, sub, mails)
 	if err != nil {
-		return err
+		return t, err
 	}
 	nt := newNotifier(sub, sandbox.TenantID, 4)
 	defer nt.close()
@@ -49,7 +100,7 @@ func (r *runner) overhead(ctx context.Context, res *ScenarioResult) (err error) 
 		if d := time.Until(t0.Add(time.Duration(i) * interval)); d > 0 {
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return t, ctx.Err()
 			case <-time.After(d):
 			}
 		}
@@ -57,22 +108,39 @@ func (r *runner) overhead(ctx context.Context, res *ScenarioResult) (err error) 
 		sent[i] = time.Now()
 		status, err := nt.post(ctx, body)
 		if err != nil {
-			return err
+			return t, err
 		}
 		if status != http.StatusAccepted {
-			return fmt.Errorf("notification answered %d", status)
+			return t, fmt.Errorf("notification answered %d", status)
 		}
 	}
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := waitIncidents(wctx, svc, n, 50*time.Millisecond); err != nil {
-		return err
+		return t, err
 	}
 
 	// The create request carries the record's key, mailbox/message id.
 	var creates [][]byte
 	var times []time.Time
-	for _, q := range svc.archer.Requests() {
+	areqs := svc.archer.Requests()
+	isLookup := func(q string) bool {
+		q, _ = url.QueryUnescape(q)
+		return strings.Contains(q, sandbox.Mailbox+"/") // a lookup by one of this run's keys
+	}
+	for i, q := range areqs {
+		if !isLookup(q.RawQuery) {
+			continue
+		}
+		t.lookups++
+		for _, next := range areqs[i+1:] {
+			if !isLookup(next.RawQuery) {
+				t.lookup = append(t.lookup, next.Time.Sub(q.Time))
+				break
+			}
+		}
+	}
+	for _, q := range areqs {
 		if q.EffectiveMethod == http.MethodPost && strings.HasSuffix(strings.ToLower(strings.TrimSuffix(q.Path, "/")), "/core/content") {
 			creates = append(creates, q.Body)
 			times = append(times, q.Time)
@@ -90,7 +158,7 @@ func (r *runner) overhead(ctx context.Context, res *ScenarioResult) (err error) 
 			}
 		}
 		if !found {
-			return fmt.Errorf("no Archer create request carries the key of message %s", id)
+			return t, fmt.Errorf("no Archer create request carries the key of message %s", id)
 		}
 	}
 	// The first Graph request for each message shows when a worker took
@@ -108,19 +176,6 @@ func (r *runner) overhead(ctx context.Context, res *ScenarioResult) (err error) 
 			}
 		}
 	}
-	res.add("emails", float64(n), "", nil)
-	res.addDuration("own overhead p50", percentile(over, 50), nil).Scope = svc.scope
-	res.addDuration("own overhead p99", percentile(over, 99), atMost(50)).Scope = svc.scope
-	res.addDuration("own overhead max", percentile(over, 100), nil).Scope = svc.scope
-	if len(pickup) == n {
-		res.addDuration("queue pickup p50", percentile(pickup, 50), nil)
-		res.addDuration("queue pickup p99", percentile(pickup, 99), nil)
-		res.addDuration("fetch to create p99", percentile(work, 99), nil)
-	} else {
-		res.note("queue pickup not reported: %d of %d first Graph requests found", len(pickup), n)
-	}
-	res.note("%s", svc.where())
-	res.note("%d notifications at %.0f/s with Graph and Archer answering at once; time from posting the notification to Archer receiving the create request (fetch, parse, analyse, render and the attachment uploads included); queue pickup is the time to the first Graph request for the message, fetch to create the rest",
-		n, r.p.OverheadRate)
-	return nil
+	t.over, t.pickup, t.work = over, pickup, work
+	return t, nil
 }

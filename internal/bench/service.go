@@ -36,6 +36,9 @@ type setup struct {
 	configure func(*config.Config)
 	app       app.Options
 	inProcess bool
+	// trustLocalState runs the service with M2A_TRUST_LOCAL_STATE=true:
+	// no lookup by key before a job's first create.
+	trustLocalState bool
 	// latency applies the bench's backend latency once the service is
 	// ready (start-up itself is measured in the footprint scenario).
 	latency bool
@@ -79,6 +82,15 @@ func (r *runner) startService(ctx context.Context, name string, s setup) (*servi
 	m, err := incident.Parse(api.MappingExample)
 	if err != nil {
 		return nil, fmt.Errorf("example mapping: %w", err)
+	}
+	if s.trustLocalState {
+		configure := s.configure
+		s.configure = func(c *config.Config) {
+			c.TrustLocalState = true
+			if configure != nil {
+				configure(c)
+			}
+		}
 	}
 	var svc *service
 	if len(r.serviceCmd) > 0 && !s.inProcess {
@@ -175,7 +187,7 @@ func (r *runner) startChild(ctx context.Context, dir string, s setup) (svc *serv
 		"M2A_ARCHER_USERNAME": "mail2archer", "M2A_ARCHER_PASSWORD": "mail2archer-sandbox",
 		"M2A_MAPPING_FILE": mapping, "M2A_DATABASE_URL": "sqlite://" + filepath.Join(dir, "mail2archer.db"),
 		"M2A_LOG_LEVEL": "info", "M2A_LOG_FORMAT": "json",
-		"SSL_CERT_FILE": certFile,
+		"SSL_CERT_FILE": certFile, "M2A_TRUST_LOCAL_STATE": strconv.FormatBool(s.trustLocalState),
 	})
 	logFile, err := os.Create(filepath.Join(dir, "service.log"))
 	if err != nil {

@@ -152,7 +152,9 @@ func TestIntakeWorksWhileArcherIsDownAtStart(t *testing.T) {
 		return code == http.StatusServiceUnavailable && r.Components["archer"].Status == "fail" &&
 			r.Components["mapping"].Status == "fail" && r.Components["queue"].Status == "ok"
 	})
-	waitFor(t, 15*time.Second, "the subscription", func() bool { return len(sb.Graph.Subscriptions()) > 0 })
+	if err := sb.WaitSubscribed(waitCtx(t, 15*time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	var accepted atomic.Int32
 	for _, p := range []string{"03-", "05-"} {
 		if _, err := sb.Deliver(sample(t, p)); err != nil {
@@ -202,7 +204,10 @@ func TestEachArcherFailureEndsWhereTheTableSays(t *testing.T) {
 		{"sign-on page", func(sb *Sandbox) { sb.Archer.HTMLRedirect(true) }, func(sb *Sandbox) { sb.Archer.HTMLRedirect(false) }, ""},
 		{"429 with Retry-After: 1", func(sb *Sandbox) { sb.Archer.FailNextRetryAfter(2, http.StatusTooManyRequests, 1) }, nil, ""},
 		{"503", func(sb *Sandbox) { sb.Archer.FailNext(2, http.StatusServiceUnavailable) }, nil, ""},
-		{"501", func(sb *Sandbox) { sb.Archer.FailNext(1, http.StatusNotImplemented) }, nil, "archer_http_501"},
+		// The create fails: the background check must not take the fault.
+		{"501", func(sb *Sandbox) {
+			sb.Archer.FailNextWith(1, archersim.Failure{Status: http.StatusNotImplemented, PathSuffix: "/core/content"})
+		}, nil, "archer_http_501"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/mail2archer/mail2archer/internal/clip"
 	"github.com/mail2archer/mail2archer/internal/sim/archersim"
@@ -61,6 +62,27 @@ func (sb *Sandbox) WaitRecords(ctx context.Context, n int) ([]archersim.Record, 
 		}
 		if err := nextEvent(ctx, events); err != nil {
 			return recs, fmt.Errorf("sandbox: %d of %d incidents after waiting: %w", len(recs), n, err)
+		}
+	}
+}
+
+// WaitSubscribed waits until the service has stored its subscription of
+// the mailbox, so that notifications are checked against it: Graph may
+// notify before the service has stored what Graph answered, and a
+// notification in that gap is dropped (the resync after each creation
+// finds its message later).
+func (sb *Sandbox) WaitSubscribed(ctx context.Context) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		subs, err := sb.App.Store().Subscriptions(ctx)
+		if err == nil && len(subs) > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sandbox: no stored subscription (%v): %w", err, ctx.Err())
+		case <-tick.C:
 		}
 	}
 }

@@ -82,6 +82,11 @@ type Failure struct {
 	RetryAfter string
 	// Body selects the body of the answer.
 	Body FailureBody
+	// PathSuffix, when not empty, limits the failure to requests whose
+	// path ends with it (case-insensitive), such as "/core/content" for
+	// record creates and updates; other requests are answered normally and
+	// do not count.
+	PathSuffix string
 }
 
 // FailureBody selects the body of an injected failure.

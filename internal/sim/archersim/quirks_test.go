@@ -75,6 +75,22 @@ func TestFailNextWithZeroCancelsAPendingFailure(t *testing.T) {
 	}
 }
 
+func TestAFailureLimitedToAPathSparesTheOthers(t *testing.T) {
+	t.Parallel()
+	b := setup(t, archersim.Options{})
+	token := b.login(t)
+	b.sim.FailNextWith(1, archersim.Failure{Status: 501, PathSuffix: "/core/system/APPLICATION"})
+	if r := b.call(t, "GET", "/RSAArcher/platformapi/core/system/level", auth(token), ""); r.status == 501 {
+		t.Fatal("a request on another path took the failure")
+	}
+	if r := b.call(t, "GET", applicationsPath, auth(token), ""); r.status != 501 {
+		t.Fatalf("the matching request answered %d, want 501", r.status)
+	}
+	if r := b.call(t, "GET", applicationsPath, auth(token), ""); r.status != 200 {
+		t.Fatalf("after the one failure: %d", r.status)
+	}
+}
+
 // isSuccessful returns the raw IsSuccessful member of one wrapper.
 func isSuccessful(t *testing.T, body []byte) string {
 	t.Helper()

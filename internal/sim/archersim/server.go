@@ -302,7 +302,8 @@ func (s *Server) record(r *http.Request, method string, body []byte) (int, appli
 	f.latency = s.faults.latency
 	f.htmlRedirect = s.faults.htmlRedirect
 	f.quirks = s.faults.quirks
-	if s.faults.failNext > 0 {
+	if s.faults.failNext > 0 && (s.faults.failure.PathSuffix == "" ||
+		strings.HasSuffix(strings.ToLower(strings.TrimSuffix(r.URL.Path, "/")), strings.ToLower(s.faults.failure.PathSuffix))) {
 		s.faults.failNext--
 		failure := s.faults.failure
 		f.failure = &failure
