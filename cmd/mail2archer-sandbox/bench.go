@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mail2archer/mail2archer/internal/bench"
+	"github.com/mail2archer/mail2archer/internal/store"
 )
 
 func benchCmd(args []string, stdout, stderr io.Writer) int {
@@ -25,6 +26,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	compare := fs.String("compare", "", "print each figure's ratio to a saved run (`BASELINE.json`)")
 	dir := fs.String("dir", "", "directory for the services' state (default: a temporary one, removed afterwards)")
 	inProcess := fs.Bool("in-process", false, "measure the footprint in this process instead of a child service process")
+	databaseURL := fs.String("database-url", "", "run each scenario's service on a new database of this PostgreSQL server (`postgres://…`, a role with CREATEDB) instead of SQLite")
 	service := fs.String("service", "", "the mail2archer binary the footprint runs as a child (default: mail2archer beside this command)")
 	graphLat := fs.Duration("graph-latency", d.GraphLatency, "Graph simulator latency per call")
 	archerLat := fs.Duration("archer-latency", d.ArcherLatency, "Archer simulator latency per call")
@@ -79,7 +81,11 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		baseline = b
 	}
-	opts := bench.Options{Params: p, Dir: *dir, Progress: stderr}
+	if *databaseURL != "" && !store.IsPostgres(*databaseURL) {
+		_, _ = fmt.Fprintln(stderr, "--database-url takes a postgres:// URL; without it the scenarios run on SQLite")
+		return 2
+	}
+	opts := bench.Options{Params: p, Dir: *dir, Progress: stderr, DatabaseURL: *databaseURL}
 	if *scenario != "" {
 		for _, s := range strings.Split(*scenario, ",") {
 			opts.Scenarios = append(opts.Scenarios, strings.TrimSpace(s))

@@ -7,13 +7,14 @@
 package app
 
 import (
+	"cmp"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"net/netip"
 	"net/url"
 	"path/filepath"
@@ -51,7 +52,8 @@ type App struct {
 	health   *health.Set
 	mapper   *watch.Mapper
 	waker    *watch.Waker
-	queue    *river.Client[storeTx]
+	queue    store.Queue
+	spool    *spool.Dir
 	subs     *subscriptions.Manager
 	http     *http.Server
 	admin    *http.Server
@@ -69,7 +71,7 @@ type Options struct {
 	ArcherHTTPClient *http.Client
 	// RetryPolicy replaces the queue's backoff (pipeline.DefaultBackoff).
 	RetryPolicy river.ClientRetryPolicy
-	// JobTimeout bounds one attempt of a message job; default 10 minutes.
+	// JobTimeout replaces M2A_JOB_TIMEOUT, the bound of one attempt.
 	JobTimeout time.Duration
 	// Listener and AdminListener, when set, are served instead of
 	// listening on M2A_LISTEN_ADDR and M2A_ADMIN_LISTEN_ADDR; the App
@@ -111,20 +113,17 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		}
 	}()
 
-	a.store, err = store.OpenExclusive(ctx, cfg.DatabaseURL.Reveal(), log.With().Str("component", "store").Logger())
+	a.store, err = store.OpenService(ctx, cfg.DatabaseURL.Reveal(), log.With().Str("component", "store").Logger())
 	if err != nil {
 		return nil, err
 	}
 	cleanups = append(cleanups, a.store.Close)
-	// The database's lock makes this process the spool's only user, so
-	// what a killed process left there can go.
-	mimeSpool, leftovers, err := spool.Open(filepath.Join(a.store.Dir(), "spool"), spool.DefaultMemory)
+	mimeSpool, err := openSpool(a.store, log)
 	if err != nil {
 		return nil, err
 	}
-	if leftovers > 0 {
-		log.Info().Int("files", leftovers).Str("dir", mimeSpool.Path()).Msg("removed spooled messages left by an interrupted run; their jobs run again")
-	}
+	cleanups = append(cleanups, mimeSpool.Close)
+	a.spool = mimeSpool
 	set := metrics.NewSet()
 	outbound := outboundMetrics{set}
 
@@ -182,7 +181,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		DecideGraph: graph.Decide, DecideArcher: archer.Decide, Health: a.health,
 		OperatorWait: opts.OperatorWait, TrustLocalState: cfg.TrustLocalState,
 		Email:     email.Options{InternalDomains: cfg.InternalDomains},
-		WriteBack: wb, Timeout: opts.JobTimeout, Metrics: pm, Logger: log,
+		WriteBack: wb, Timeout: jobTimeout(cfg, opts), Metrics: pm, Logger: log,
 	}))
 	wbw, err := pipeline.NewWriteBackWorker(pipelineGraph{gc}, graph.Decide, wb, pm, log)
 	if err != nil {
@@ -190,7 +189,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	}
 	river.AddWorker(workers, wbw)
 	river.AddWorker(workers, pipeline.NewLifecycleWorker(a.subs))
-	a.queue, err = a.store.NewQueue(queueConfig(cfg, opts, workers, log))
+	a.queue, err = a.store.NewQueue(queueConfig(cfg, a.store, opts, workers, log))
 	if err != nil {
 		return nil, err
 	}
@@ -222,16 +221,54 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	return a, nil
 }
 
-// storeTx is the transaction type of the SQLite store's queue.
-type storeTx = *sql.Tx
+// openSpool opens where the MIME of large messages waits while its job
+// runs. On SQLite it is the spool directory beside the database, which the
+// database's lock makes this process's alone, so what a killed process left
+// there goes. On PostgreSQL, where replicas may share a host, each process
+// has a directory of its own in the temporary directory, and removes those
+// of replicas that are gone.
+func openSpool(st *store.Store, log zerolog.Logger) (*spool.Dir, error) {
+	var d *spool.Dir
+	var leftovers int
+	var err error
+	if dir := st.Dir(); dir != "" {
+		d, leftovers, err = spool.Open(filepath.Join(dir, "spool"), spool.DefaultMemory)
+	} else {
+		d, leftovers, err = spool.OpenInShared(os.TempDir(), spool.DefaultMemory)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if leftovers > 0 {
+		log.Info().Int("files", leftovers).Str("dir", d.Path()).Msg("removed spooled messages left by an interrupted run; their jobs run again")
+	}
+	return d, nil
+}
+
+// fetchCooldown is the least time between two fetches of new jobs. On
+// PostgreSQL each insert notifies the workers, and a short cooldown lets the
+// next job start within a millisecond or two; on SQLite the fetches also
+// poll, so a longer one saves queries.
+func fetchCooldown(st *store.Store) time.Duration {
+	if st.Postgres() {
+		return time.Millisecond
+	}
+	return 5 * time.Millisecond
+}
+
+// jobTimeout bounds one attempt: M2A_JOB_TIMEOUT unless the options say.
+func jobTimeout(cfg *config.Config, opts Options) time.Duration {
+	return cmp.Or(opts.JobTimeout, cfg.JobTimeout, 10*time.Minute)
+}
+
+// rescueMargin is how long past its timeout a job must still be marked
+// running before River's rescuer takes it for a dead process's.
+const rescueMargin = 30 * time.Second
 
 // queueConfig is the queue's configuration: the workers, the retry policy
 // and how fast a new job is picked up.
-func queueConfig(cfg *config.Config, opts Options, workers *river.Workers, log zerolog.Logger) *river.Config {
-	jobTimeout := opts.JobTimeout
-	if jobTimeout == 0 {
-		jobTimeout = 10 * time.Minute
-	}
+func queueConfig(cfg *config.Config, st *store.Store, opts Options, workers *river.Workers, log zerolog.Logger) *river.Config {
+	jobTimeout := jobTimeout(cfg, opts)
 	retry := opts.RetryPolicy
 	if retry == nil {
 		retry = pipeline.DefaultBackoff
@@ -241,13 +278,16 @@ func queueConfig(cfg *config.Config, opts Options, workers *river.Workers, log z
 		Workers:     workers,
 		MaxAttempts: cfg.MaxAttempts,
 		RetryPolicy: retry,
-		// A job still "running" this long after its timeout belonged to a
-		// process that died; make it available again.
-		RescueStuckJobsAfter: jobTimeout + time.Minute,
+		// A job still "running" this long belonged to a process that died
+		// (a killed replica on PostgreSQL): River's rescuer, which runs every
+		// 30 s, retries it. A live attempt ends at its timeout.
+		JobTimeout:           jobTimeout,
+		RescueStuckJobsAfter: jobTimeout + rescueMargin,
 		// The SQLite driver has no LISTEN/NOTIFY: a worker learns of a job
 		// inserted by this process after this cooldown (River's default is
-		// 100 ms, most of the time from notification to Archer create).
-		FetchCooldown:     5 * time.Millisecond,
+		// 100 ms, most of the time from notification to Archer create). On
+		// PostgreSQL a notification wakes the workers at once.
+		FetchCooldown:     fetchCooldown(st),
 		FetchPollInterval: 50 * time.Millisecond,
 		Logger: slog.New(zerolog.NewSlogHandler(log.With().Str("component", "queue").Logger().
 			Level(max(log.GetLevel(), zerolog.WarnLevel)))),
@@ -298,6 +338,10 @@ func (a *App) Subscribe(kinds ...river.EventKind) (<-chan *river.Event, func()) 
 // Addr is the address of the public listener (the webhooks).
 func (a *App) Addr() string { return a.listener.Addr().String() }
 
+// SpoolDir is the directory where the MIME of large messages waits while
+// their jobs run.
+func (a *App) SpoolDir() string { return a.spool.Path() }
+
 // AdminAddr is the address of the admin listener (/readyz, /metrics).
 func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
 
@@ -317,6 +361,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.queue.Start(context.WithoutCancel(ctx)); err != nil {
 		_ = a.listener.Close()
 		_ = a.adminLn.Close()
+		_ = a.spool.Close()
 		_ = a.store.Close()
 		return fmt.Errorf("start queue: %w", err)
 	}
@@ -369,6 +414,9 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	if err := a.archer.Close(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("archer logout: %w", err))
+	}
+	if err := a.spool.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("remove the spool directory: %w", err))
 	}
 	if err := a.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close database: %w", err))

@@ -139,6 +139,11 @@ type Options struct {
 	ServiceCommand []string
 	// Progress receives one line as each scenario starts and ends.
 	Progress io.Writer
+	// DatabaseURL, when set, names a PostgreSQL server: each scenario's
+	// service then runs on a database of its own created there (and
+	// dropped afterwards) instead of a SQLite file. The role needs
+	// CREATEDB.
+	DatabaseURL string
 }
 
 // Run runs the selected scenarios one after the other, each against a
@@ -177,7 +182,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	rep := &Report{Version: ReportVersion, Started: time.Now().UTC(), Host: thisHost(), Params: p}
 	start := time.Now()
-	r := &runner{p: p, dir: dir, serviceCmd: opts.ServiceCommand, progress: progress}
+	r := &runner{p: p, dir: dir, serviceCmd: opts.ServiceCommand, progress: progress, databaseURL: opts.DatabaseURL}
 	for _, name := range Scenarios() {
 		if !slices.Contains(names, name) {
 			continue
@@ -213,11 +218,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 
 // runner carries what every scenario needs.
 type runner struct {
-	p          Params
-	dir        string
-	serviceCmd []string
-	progress   io.Writer
-	seq        int
+	p           Params
+	dir         string
+	serviceCmd  []string
+	progress    io.Writer
+	seq         int
+	databaseURL string
 }
 
 // stateDir returns a fresh directory for one scenario's service.

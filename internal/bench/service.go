@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/pem"
 	"errors"
@@ -23,6 +24,7 @@ import (
 	"github.com/mail2archer/mail2archer/internal/app"
 	"github.com/mail2archer/mail2archer/internal/config"
 	"github.com/mail2archer/mail2archer/internal/incident"
+	"github.com/mail2archer/mail2archer/internal/pgdb"
 	"github.com/mail2archer/mail2archer/internal/sandbox"
 	"github.com/mail2archer/mail2archer/internal/sim/archersim"
 	"github.com/mail2archer/mail2archer/internal/sim/graphsim"
@@ -39,6 +41,8 @@ type setup struct {
 	// trustLocalState runs the service with M2A_TRUST_LOCAL_STATE=true:
 	// no lookup by key before a job's first create.
 	trustLocalState bool
+	// databaseURL replaces the SQLite file with this database.
+	databaseURL string
 	// latency applies the bench's backend latency once the service is
 	// ready (start-up itself is measured in the footprint scenario).
 	latency bool
@@ -74,7 +78,8 @@ const inProcessScope = "service + simulators, one process"
 // startService starts the service for one scenario: as a child process
 // when the runner has a service command and the scenario needs nothing
 // that only an in-process service offers, otherwise in this process.
-func (r *runner) startService(ctx context.Context, name string, s setup) (*service, error) {
+func (r *runner) startService(ctx context.Context, name string, s setup) (_ *service, err error) {
+	var dropAfter func() error
 	dir, err := r.stateDir(name)
 	if err != nil {
 		return nil, err
@@ -82,6 +87,26 @@ func (r *runner) startService(ctx context.Context, name string, s setup) (*servi
 	m, err := incident.Parse(api.MappingExample)
 	if err != nil {
 		return nil, fmt.Errorf("example mapping: %w", err)
+	}
+	if r.databaseURL != "" {
+		dbURL, drop, cerr := pgdb.Create(ctx, r.databaseURL, "m2a_bench_"+name)
+		if cerr != nil {
+			return nil, fmt.Errorf("database for %s: %w", name, cerr)
+		}
+		defer func() {
+			if err != nil {
+				_ = drop()
+			}
+		}()
+		s.databaseURL = dbURL
+		configure := s.configure
+		s.configure = func(c *config.Config) {
+			c.DatabaseURL = config.Secret(dbURL)
+			if configure != nil {
+				configure(c)
+			}
+		}
+		dropAfter = drop
 	}
 	if s.trustLocalState {
 		configure := s.configure
@@ -100,6 +125,10 @@ func (r *runner) startService(ctx context.Context, name string, s setup) (*servi
 	}
 	if err != nil {
 		return nil, err
+	}
+	if dropAfter != nil {
+		stop := svc.stop
+		svc.stop = func() error { return errors.Join(stop(), dropAfter()) }
 	}
 	svc.keyField, svc.dir = m.Key.Field, dir
 	if s.latency {
@@ -185,7 +214,7 @@ func (r *runner) startChild(ctx context.Context, dir string, s setup) (svc *serv
 		"M2A_MAILBOXES": sandbox.Mailbox, "M2A_INTERNAL_DOMAINS": "contoso.com",
 		"M2A_ARCHER_URL": archerSrv.URL + "/RSAArcher", "M2A_ARCHER_INSTANCE": "Default",
 		"M2A_ARCHER_USERNAME": "mail2archer", "M2A_ARCHER_PASSWORD": "mail2archer-sandbox",
-		"M2A_MAPPING_FILE": mapping, "M2A_DATABASE_URL": "sqlite://" + filepath.Join(dir, "mail2archer.db"),
+		"M2A_MAPPING_FILE": mapping, "M2A_DATABASE_URL": cmp.Or(s.databaseURL, "sqlite://"+filepath.Join(dir, "mail2archer.db")),
 		"M2A_LOG_LEVEL": "info", "M2A_LOG_FORMAT": "json",
 		"SSL_CERT_FILE": certFile, "M2A_TRUST_LOCAL_STATE": strconv.FormatBool(s.trustLocalState),
 	})

@@ -65,6 +65,10 @@ type Config struct {
 	Workers int `envconfig:"WORKERS" default:"4"`
 	// MaxAttempts bounds the attempts of one job before it is discarded.
 	MaxAttempts int `envconfig:"MAX_ATTEMPTS" default:"25"`
+	// JobTimeout bounds one attempt at one job. On PostgreSQL, a job that
+	// a dead replica was running is retried by another once it has been
+	// running this long plus 30 seconds.
+	JobTimeout time.Duration `envconfig:"JOB_TIMEOUT" default:"10m"`
 	// TrustLocalState skips the lookup in Archer before each email's
 	// first create (one call per email). With it, a restored backup, a
 	// power cut or a lost database makes duplicate incidents.
@@ -312,6 +316,9 @@ func (c *Config) validate() Problems {
 	}
 	p = append(p, c.validateGraph()...)
 	p = append(p, c.validateArcher()...)
+	if c.JobTimeout < time.Second || c.JobTimeout > 24*time.Hour {
+		p = append(p, fmt.Sprintf("M2A_JOB_TIMEOUT: %s is out of range 1s..24h", c.JobTimeout))
+	}
 	if c.Workers < 1 || c.Workers > 256 {
 		p = append(p, fmt.Sprintf("M2A_WORKERS: %d is out of range 1..256", c.Workers))
 	}
@@ -432,9 +439,19 @@ func checkDatabaseURL(raw string) error {
 	case scheme == "sqlite":
 		return nil
 	case scheme == "postgres" || scheme == "postgresql":
-		return errors.New("PostgreSQL is not supported by this version; use sqlite://PATH")
+		u, err := url.Parse(raw)
+		if err != nil {
+			return errors.New("is not a valid postgres:// URL, e.g. postgres://mail2archer:PASSWORD@db.example.com:5432/mail2archer")
+		}
+		if u.Host == "" && u.Query().Get("host") == "" {
+			return errors.New("postgres:// needs a host, e.g. postgres://mail2archer:PASSWORD@db.example.com:5432/mail2archer")
+		}
+		if strings.Trim(u.Path, "/") == "" {
+			return errors.New("postgres:// needs a database name, e.g. postgres://mail2archer:PASSWORD@db.example.com:5432/mail2archer")
+		}
+		return nil
 	default:
-		return fmt.Errorf("unknown scheme %q; use sqlite://PATH", scheme)
+		return fmt.Errorf("unknown scheme %q; use sqlite://PATH or postgres://…", scheme)
 	}
 }
 

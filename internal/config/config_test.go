@@ -99,7 +99,10 @@ func TestValidation(t *testing.T) {
 		{"public URL with credentials", "M2A_PUBLIC_URL", "https://u:p@h.example.com", "credentials"},
 		{"tenant not a GUID", "M2A_TENANT_ID", "contoso.onmicrosoft.com", "not a GUID"},
 		{"listen address", "M2A_LISTEN_ADDR", "8080", "M2A_LISTEN_ADDR"},
-		{"postgres not yet", "M2A_DATABASE_URL", "postgres://u:p@db/m2a", "PostgreSQL is not supported"},
+		{"postgres without database", "M2A_DATABASE_URL", "postgres://u:p@db.example.com:5432/", "needs a database name"},
+		{"postgres without host", "M2A_DATABASE_URL", "postgres:///m2a", "needs a host"},
+		{"unknown scheme", "M2A_DATABASE_URL", "mysql://db/m2a", "sqlite://PATH or postgres://"},
+		{"job timeout", "M2A_JOB_TIMEOUT", "10ms", "M2A_JOB_TIMEOUT"},
 		{"sqlite without path", "M2A_DATABASE_URL", "sqlite://", "needs a file path"},
 		{"tiny body", "M2A_MAX_BODY_BYTES", "10", "too small"},
 		{"bad proxy", "M2A_TRUSTED_PROXIES", "10.0.0.0/8,proxy.local", "proxy.local"},
@@ -123,6 +126,18 @@ func TestValidation(t *testing.T) {
 				t.Fatalf("error %v, want it to mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestAPostgresURLIsAccepted(t *testing.T) {
+	minimal(t)
+	t.Setenv("M2A_DATABASE_URL", "postgresql://mail2archer:secret@db.example.com:5432/mail2archer?sslmode=verify-full")
+	cfg, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(cfg.DatabaseURL.Reveal(), "postgresql://") {
+		t.Errorf("database URL %q", cfg.DatabaseURL.Reveal())
 	}
 }
 

@@ -4,17 +4,47 @@ import (
 	"context"
 	"net"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/mail2archer/mail2archer/internal/config"
+	"github.com/mail2archer/mail2archer/internal/pgdb"
 )
+
+// storeEnv runs the sandbox suite on PostgreSQL when set to "postgres"
+// (with M2A_TEST_POSTGRES_URL naming the server): the same tests, the other
+// store.
+const storeEnv = "M2A_TEST_SANDBOX_STORE"
+
+func onPostgres() bool { return os.Getenv(storeEnv) == "postgres" }
+
+// sqliteOnly skips a test about the SQLite file itself when the suite runs
+// on PostgreSQL.
+func sqliteOnly(t testing.TB) {
+	t.Helper()
+	if onPostgres() {
+		t.Skip("about the SQLite database file; the suite runs on PostgreSQL")
+	}
+}
 
 func start(t testing.TB, opts Options) *Sandbox {
 	t.Helper()
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
+	}
+	if onPostgres() {
+		dbURL := pgdb.Database(t)
+		configure := opts.Configure
+		opts.Configure = func(c *config.Config) {
+			c.DatabaseURL = config.Secret(dbURL)
+			if configure != nil {
+				configure(c)
+			}
+		}
 	}
 	if opts.Logger.GetLevel() == zerolog.TraceLevel {
 		opts.Logger = zerolog.Nop()

@@ -29,6 +29,8 @@ const (
 type Dir struct {
 	path   string
 	memory int
+	// release gives up a directory of OpenInShared.
+	release func() error
 }
 
 // Open creates path (mode 0700) when needed and removes the files a process
@@ -150,4 +152,71 @@ func (s *File) Remove() error {
 		return fmt.Errorf("spool: close %s: %w", f.Name(), cerr)
 	}
 	return nil
+}
+
+// sharedPrefix names the per-process directories OpenInShared makes.
+const sharedPrefix = "mail2archer-spool-"
+
+// OpenInShared makes a spool directory of this process's own inside
+// parent, which several processes may share (the temporary directory of a
+// host running replicas), and removes the directories of processes that
+// are gone: each process holds a lock on its directory while it lives. It
+// returns how many files it removed with those directories. Close releases
+// the directory.
+func OpenInShared(parent string, memory int) (*Dir, int, error) {
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return nil, 0, fmt.Errorf("spool: create %s: %w", parent, err)
+	}
+	removed := sweepShared(parent)
+	path, err := os.MkdirTemp(parent, sharedPrefix)
+	if err != nil {
+		return nil, removed, fmt.Errorf("spool: create a directory in %s: %w", parent, err)
+	}
+	release, err := holdLock(filepath.Join(path, ".lock"))
+	if err != nil {
+		_ = os.RemoveAll(path)
+		return nil, removed, fmt.Errorf("spool: lock %s: %w", path, err)
+	}
+	return &Dir{path: path, memory: max(memory, 0), release: func() error {
+		err := release()
+		return errors.Join(err, os.RemoveAll(path))
+	}}, removed, nil
+}
+
+// Close releases a directory of OpenInShared and removes it; for a
+// directory of Open it does nothing.
+func (d *Dir) Close() error {
+	if d.release == nil {
+		return nil
+	}
+	err := d.release()
+	d.release = nil
+	return err
+}
+
+// sweepShared removes the spool directories in parent whose lock nobody
+// holds, and returns how many message files they held.
+func sweepShared(parent string) int {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return 0
+	}
+	removed := 0
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), sharedPrefix) {
+			continue
+		}
+		dir := filepath.Join(parent, e.Name())
+		if !abandoned(filepath.Join(dir, ".lock")) {
+			continue
+		}
+		files, _ := os.ReadDir(dir)
+		for _, f := range files {
+			if strings.HasPrefix(f.Name(), prefix) {
+				removed++
+			}
+		}
+		_ = os.RemoveAll(dir)
+	}
+	return removed
 }

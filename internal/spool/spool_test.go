@@ -119,3 +119,52 @@ func TestAFailedWriteIsKept(t *testing.T) {
 		t.Errorf("Remove after a failed spill: %v", err)
 	}
 }
+
+func TestSharedParentSweepsOnlyDeadProcessesDirectories(t *testing.T) {
+	t.Parallel()
+	parent := t.TempDir()
+	live, _, err := OpenInShared(parent, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := live.Create()
+	if _, err := io.WriteString(f, "in flight"); err != nil {
+		t.Fatal(err)
+	}
+	// A process that died mid-job: its directory, a message file, a lock
+	// file nobody holds.
+	dead := filepath.Join(parent, sharedPrefix+"dead")
+	if err := os.MkdirAll(dead, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{".lock", "mime-1.eml"} {
+		if err := os.WriteFile(filepath.Join(dead, name), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second, removed, err := OpenInShared(parent, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed != 1 {
+		t.Errorf("removed %d files, want the dead process's one", removed)
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("the dead process's directory is still there: %v", err)
+	}
+	if _, err := os.Stat(live.Path()); err != nil {
+		t.Errorf("the live process's directory was removed: %v", err)
+	}
+	if got, _ := io.ReadAll(io.NewSectionReader(f, 0, f.Size())); string(got) != "in flight" {
+		t.Errorf("the live process's file reads %q", got)
+	}
+	for _, d := range []*Dir{live, second} {
+		path := d.Path()
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after Close", path)
+		}
+	}
+}

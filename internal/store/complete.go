@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 
 	"github.com/mail2archer/mail2archer/internal/jobs"
@@ -25,27 +27,66 @@ type Completion struct {
 // output come from ctx).
 func (s *Store) CompleteMessage(ctx context.Context, job *river.Job[jobs.ProcessMessage], c Completion) error {
 	a := job.Args
-	return s.inTxErr(ctx, fmt.Sprintf("complete message %s/%s", a.Mailbox, a.MessageID), func(tx *sql.Tx) error {
-		if err := s.SaveRecordTx(ctx, tx, a.Mailbox, a.MessageID, c.RecordID); err != nil {
-			return err
+	op := fmt.Sprintf("complete message %s/%s", a.Mailbox, a.MessageID)
+	if s.pg != nil {
+		tx, err := s.pg.pool.Begin(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
 		}
-		// Earlier jobs of this email that ended (discarded after their
-		// attempts, cancelled) are done with now.
-		if _, err := s.ForgetEndedJobsTx(ctx, tx, a.Mailbox, a.MessageID); err != nil {
-			return err
-		}
-		if c.WriteBack != nil {
-			client := river.ClientFromContext[*sql.Tx](ctx)
-			if _, err := client.InsertTx(ctx, tx, *c.WriteBack, nil); err != nil {
-				return fmt.Errorf("queue write-back: %w", err)
+		defer func() { _ = tx.Rollback(ctx) }()
+		exec := func(q string, args ...any) (int64, error) { return pgExec(ctx, tx, q, args...) }
+		if err := s.completeTx(ctx, exec, job, c, func() error {
+			if c.WriteBack != nil {
+				if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, *c.WriteBack, nil); err != nil {
+					return fmt.Errorf("queue write-back: %w", err)
+				}
 			}
+			_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
+			return err
+		}); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
 		}
-		if _, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job); err != nil {
-			return fmt.Errorf("complete job %d: %w", job.ID, err)
+		if err := tx.Commit(ctx); err != nil {
+			return fmt.Errorf("%s: commit: %w", op, err)
 		}
 		return nil
+	}
+	return s.inTxErr(ctx, op, func(tx *sql.Tx) error {
+		exec := func(q string, args ...any) (int64, error) { return sqlExec(ctx, tx, q, args...) }
+		return s.completeTx(ctx, exec, job, c, func() error {
+			if c.WriteBack != nil {
+				if _, err := river.ClientFromContext[*sql.Tx](ctx).InsertTx(ctx, tx, *c.WriteBack, nil); err != nil {
+					return fmt.Errorf("queue write-back: %w", err)
+				}
+			}
+			_, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job)
+			return err
+		})
 	})
 }
+
+// completeTx is CompleteMessage's work inside the transaction: exec runs
+// the application's statements in it, queue the queue's part (the
+// write-back and the job's completion).
+func (s *Store) completeTx(_ context.Context, exec execFunc, job *river.Job[jobs.ProcessMessage], c Completion, queue func() error) error {
+	a := job.Args
+	if err := s.saveRecord(exec, a.Mailbox, a.MessageID, c.RecordID); err != nil {
+		return err
+	}
+	// Earlier jobs of this email that ended (discarded after their
+	// attempts, cancelled) are done with now.
+	if _, err := forgetEndedJobs(exec, a.Mailbox, a.MessageID); err != nil {
+		return err
+	}
+	if err := queue(); err != nil {
+		return fmt.Errorf("complete job %d: %w", job.ID, err)
+	}
+	return nil
+}
+
+// execFunc runs one statement in a transaction and returns the rows it
+// affected.
+type execFunc func(query string, args ...any) (int64, error)
 
 // inTxErr runs fn in a transaction and wraps a failure with op.
 func (s *Store) inTxErr(ctx context.Context, op string, fn func(*sql.Tx) error) error {

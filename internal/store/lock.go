@@ -15,13 +15,19 @@ import (
 // ErrLocked means another process serves from the same SQLite database.
 var ErrLocked = errors.New("the database is in use by another mail2archer service")
 
-// OpenExclusive opens the database like Open, after taking an exclusive
-// lock on a file beside it (PATH.lock) that the process holds until Close.
-// A second service on the same database fails with ErrLocked, naming the
-// holder's process id: two processes sharing one SQLite queue would each
-// release the other's running jobs at start. The operator commands use Open
-// and work beside a running service.
-func OpenExclusive(ctx context.Context, rawURL string, log zerolog.Logger) (*Store, error) {
+// OpenService opens the database for a serving process. On SQLite it first
+// takes an exclusive lock on a file beside the database (PATH.lock) that the
+// process holds until Close: a second service on the same database fails
+// with ErrLocked, naming the holder's process id, because two processes
+// sharing one SQLite queue would each release the other's running jobs at
+// start. It then checks the file's integrity and drops the leases a dead
+// process left. On PostgreSQL it is Open: any number of replicas share the
+// database. The operator commands use Open and work beside a running
+// service.
+func OpenService(ctx context.Context, rawURL string, log zerolog.Logger) (*Store, error) {
+	if IsPostgres(rawURL) {
+		return Open(ctx, rawURL, log)
+	}
 	path, err := sqlitePath(rawURL)
 	if err != nil {
 		return nil, err
@@ -38,7 +44,7 @@ func OpenExclusive(ctx context.Context, rawURL string, log zerolog.Logger) (*Sto
 	if err != nil {
 		return nil, err
 	}
-	s, err := Open(ctx, rawURL, log)
+	s, err := openSQLite(ctx, rawURL, log)
 	if err != nil {
 		_ = unlock()
 		return nil, err

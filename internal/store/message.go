@@ -56,31 +56,31 @@ func (s *Store) SaveIntent(ctx context.Context, m Message) (Message, error) {
 	return s.Message(ctx, m.Mailbox, m.MessageID)
 }
 
-// SaveRecordTx stores the Archer record id of an email inside tx, so that
-// the caller can complete the job in the same transaction.
-func (s *Store) SaveRecordTx(ctx context.Context, tx *sql.Tx, mailbox, messageID string, recordID int64) error {
-	res, err := tx.ExecContext(ctx, `
+// saveRecord stores the Archer record id of an email in the transaction
+// exec runs in, so that the caller can complete the job in the same one.
+func (s *Store) saveRecord(exec execFunc, mailbox, messageID string, recordID int64) error {
+	n, err := exec(`
 		UPDATE m2a_message SET record_id = $1, updated_at = $2 WHERE mailbox = $3 AND message_id = $4`,
 		recordID, s.now().UTC(), mailbox, messageID)
 	if err != nil {
 		return fmt.Errorf("save record %d for %s/%s: %w", recordID, mailbox, messageID, err)
 	}
-	if n, err := res.RowsAffected(); err == nil && n == 0 {
+	if n == 0 {
 		return fmt.Errorf("save record %d for %s/%s: no intent stored", recordID, mailbox, messageID)
 	}
 	return nil
 }
 
-// ForgetEndedJobsTx deletes, inside tx, the ended (discarded or cancelled)
-// jobs of an email that has just got its record: they no longer need an
-// operator, and would otherwise stay in the discarded counts. It returns how
-// many it deleted.
-func (s *Store) ForgetEndedJobsTx(ctx context.Context, tx *sql.Tx, mailbox, messageID string) (int64, error) {
-	res, err := tx.ExecContext(ctx, `
+// forgetEndedJobs deletes, in the transaction exec runs in, the ended
+// (discarded or cancelled) jobs of an email that has just got its record:
+// they no longer need an operator, and would otherwise stay in the
+// discarded counts. It returns how many it deleted.
+func forgetEndedJobs(exec execFunc, mailbox, messageID string) (int64, error) {
+	n, err := exec(`
 		DELETE FROM river_job WHERE kind = 'process_message' AND state IN ('discarded', 'cancelled')
 		AND args->>'mailbox' = $1 AND args->>'message_id' = $2`, mailbox, messageID)
 	if err != nil {
 		return 0, fmt.Errorf("forget ended jobs of %s/%s: %w", mailbox, messageID, err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }

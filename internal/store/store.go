@@ -3,8 +3,11 @@
 // subscriptions with their clientState secrets, processed messages with their
 // Archer record ids, and delta links.
 //
-// The queue (River) lives in the same database, so a job and the state it
-// changes commit in one transaction.
+// Two databases hold it: an embedded SQLite file (sqlite://PATH, one service
+// process) or a PostgreSQL server (postgres://…, any number of replicas).
+// The application's tables are read and written with the same SQL on both;
+// the queue (River) uses the driver of each, and lives in the same
+// database, so a job and the state it changes commit in one transaction.
 package store
 
 import (
@@ -20,7 +23,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/riverqueue/river"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/rs/zerolog"
@@ -35,20 +39,41 @@ var ErrNotFound = errors.New("not found")
 
 // Store is the state database. It is safe for concurrent use.
 type Store struct {
-	// dir is the directory of the database file.
-	dir    string
-	db     *sql.DB
-	driver *riversqlite.Driver
+	// dir is the directory of the SQLite database file; empty on
+	// PostgreSQL.
+	dir string
+	// db reads and writes the application's tables on either database.
+	db *sql.DB
+	// sqlite is River's driver on SQLite; pg (with pool) on PostgreSQL.
+	sqlite *riversqlite.Driver
+	pg     *postgres
 	log    zerolog.Logger
 	now    func() time.Time
-	// unlock releases OpenExclusive's lock; nil after Open.
+	// unlock releases OpenService's lock; nil after Open.
 	unlock func() error
 }
 
-// Open opens the database named by rawURL (sqlite://PATH), creating the
-// file's directory when needed, and runs every pending migration. The caller
-// must Close the store after stopping every queue client built on it.
+// Open opens the database named by rawURL — sqlite://PATH (the file's
+// directory is created when needed) or postgres://… (postgresql:// too) —
+// and runs every pending migration. The caller must Close the store after
+// stopping every queue client built on it.
 func Open(ctx context.Context, rawURL string, log zerolog.Logger) (*Store, error) {
+	if IsPostgres(rawURL) {
+		return openPostgres(ctx, rawURL, log)
+	}
+	return openSQLite(ctx, rawURL, log)
+}
+
+// IsPostgres reports whether rawURL names a PostgreSQL database.
+func IsPostgres(rawURL string) bool {
+	scheme, _, _ := strings.Cut(rawURL, "://")
+	return isPostgresScheme(scheme)
+}
+
+// Postgres reports whether the store is on PostgreSQL.
+func (s *Store) Postgres() bool { return s.pg != nil }
+
+func openSQLite(ctx context.Context, rawURL string, log zerolog.Logger) (*Store, error) {
 	path, err := sqlitePath(rawURL)
 	if err != nil {
 		return nil, err
@@ -77,7 +102,7 @@ func Open(ctx context.Context, rawURL string, log zerolog.Logger) (*Store, error
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	s := &Store{dir: filepath.Dir(path), db: db, driver: riversqlite.New(db), log: log, now: time.Now}
+	s := &Store{dir: filepath.Dir(path), db: db, sqlite: riversqlite.New(db), log: log, now: time.Now}
 	if err := s.Ping(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite database %s: %w", path, err)
@@ -101,18 +126,34 @@ func sqlitePath(rawURL string) (string, error) {
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	m, err := rivermigrate.New(s.driver, nil)
-	if err != nil {
-		return fmt.Errorf("prepare queue migrations: %w", err)
+	var res *rivermigrate.MigrateResult
+	var err error
+	if s.pg != nil {
+		res, err = migrateQueue[pgx.Tx](ctx, s.pg.driver)
+	} else {
+		res, err = migrateQueue[*sql.Tx](ctx, s.sqlite)
 	}
-	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
 	if err != nil {
-		return fmt.Errorf("run queue migrations: %w", err)
+		return err
 	}
 	for _, v := range res.Versions {
 		s.log.Info().Int("version", v.Version).Msg("queue migration applied")
 	}
 	return s.migrateApp(ctx)
+}
+
+// migrateQueue runs River's own migrations with its driver for the
+// database.
+func migrateQueue[TTx any](ctx context.Context, driver riverdriver.Driver[TTx]) (*rivermigrate.MigrateResult, error) {
+	m, err := rivermigrate.New(driver, nil)
+	if err != nil {
+		return nil, fmt.Errorf("prepare queue migrations: %w", err)
+	}
+	res, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+	if err != nil {
+		return nil, fmt.Errorf("run queue migrations: %w", err)
+	}
+	return res, nil
 }
 
 // migrateApp applies the embedded migrations/NNN_name.sql files in order,
@@ -171,19 +212,9 @@ func (s *Store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// DB returns the database handle, for transactions that span the queue and
-// the application's tables.
+// DB returns the database handle of the application's tables (on
+// PostgreSQL, database/sql over the same pool as the queue).
 func (s *Store) DB() *sql.DB { return s.db }
-
-// NewQueue builds a River client on this database. The caller starts and
-// stops it; it must be stopped before the store is closed.
-func (s *Store) NewQueue(cfg *river.Config) (*river.Client[*sql.Tx], error) {
-	c, err := river.NewClient(s.driver, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("create queue client: %w", err)
-	}
-	return c, nil
-}
 
 // Ping checks that the database answers a query.
 func (s *Store) Ping(ctx context.Context) error {
@@ -204,9 +235,9 @@ func (s *Store) ProbeWrite(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database and releases the lock of OpenExclusive.
+// Close closes the database and releases the lock of OpenService.
 func (s *Store) Close() error {
-	err := s.db.Close()
+	err := s.closeDB()
 	if s.unlock != nil {
 		err = errors.Join(err, s.unlock())
 		s.unlock = nil
@@ -214,8 +245,17 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Dir is the directory of the database file: the service's data
-// directory, where the spool lives too.
+// closeDB closes the database handles.
+func (s *Store) closeDB() error {
+	err := s.db.Close()
+	if s.pg != nil {
+		s.pg.pool.Close()
+	}
+	return err
+}
+
+// Dir is the directory of the SQLite database file: the service's data
+// directory, where the spool lives too. It is empty on PostgreSQL.
 func (s *Store) Dir() string { return s.dir }
 
 // JobCounts returns the number of queue jobs in each state.
@@ -247,7 +287,14 @@ func (s *Store) JobCounts(ctx context.Context) (map[string]int, error) {
 // the queue would wait for its stuck-job rescue (the job timeout plus a
 // minute) before retrying them. The exactly-once record creation makes the
 // retry safe. Call it before starting the queue's workers.
+//
+// On PostgreSQL, where replicas share the queue, it does nothing: a job a
+// dead replica left running is rescued by River once it has been running
+// longer than the queue's RescueStuckJobsAfter.
 func (s *Store) ReleaseOrphanedJobs(ctx context.Context) (int, error) {
+	if s.pg != nil {
+		return 0, nil
+	}
 	res, err := s.db.ExecContext(ctx, `UPDATE river_job SET state = 'available' WHERE state = 'running'`)
 	if err != nil {
 		return 0, fmt.Errorf("release orphaned jobs: %w", err)

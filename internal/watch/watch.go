@@ -117,7 +117,7 @@ func (p *Mapper) Run(ctx context.Context) {
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 5*time.Minute)
-		p.archer.Refresh()
+
 	}
 }
 
