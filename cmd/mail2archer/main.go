@@ -9,6 +9,7 @@
 //	mail2archer jobs retry ID                run a job again
 //	mail2archer replay --mailbox M --message ID
 //	mail2archer subscriptions list|sync|delete ID…
+//	mail2archer store copy --from sqlite://PATH --to postgres://…
 //	mail2archer healthcheck                  GET /healthz on M2A_LISTEN_ADDR; exit 0 if alive
 //	mail2archer version                      print the version
 //
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return replayCmd(rest, stdout, stderr)
 	case "subscriptions":
 		return subscriptionsCmd(rest, stdout, stderr)
+	case "store":
+		return storeCmd(rest, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(stderr)
 	case "version":
@@ -87,6 +90,8 @@ Commands:
                                 process one email again on purpose
   subscriptions list|sync|delete ID...
                                 show, reconcile and resync, or delete Graph subscriptions
+  store copy --from sqlite://PATH --to postgres://...
+                                copy the state to a new PostgreSQL database (stop the service first)
   healthcheck                   check that the local service answers /healthz (exit 0 or 1)
   version                       print the version
 

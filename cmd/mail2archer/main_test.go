@@ -158,6 +158,13 @@ func (p *proc) Logs() string {
 // admin listener).
 func (w *world) start(t *testing.T, extraEnv ...string) *proc {
 	t.Helper()
+	return w.startAt(t, w.admin, extraEnv...)
+}
+
+// startAt is start for a process whose admin listener is admin (a replica
+// of its own, with M2A_ADMIN_LISTEN_ADDR in extraEnv).
+func (w *world) startAt(t *testing.T, admin string, extraEnv ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(buildBinary(t), "serve")
 	cmd.Dir = w.dir
 	cmd.Env = append(append([]string{}, w.env...), extraEnv...)
@@ -184,7 +191,7 @@ func (w *world) start(t *testing.T, extraEnv ...string) *proc {
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if get(t, "http://"+w.admin+"/readyz", envValue(cmd.Env, "M2A_ADMIN_TOKEN")) == http.StatusOK {
+		if get(t, "http://"+admin+"/readyz", envValue(cmd.Env, "M2A_ADMIN_TOKEN")) == http.StatusOK {
 			return p
 		}
 		select {

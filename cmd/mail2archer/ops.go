@@ -154,3 +154,33 @@ func subscriptionsCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// storeCmd runs `mail2archer store copy --from sqlite://… --to postgres://…`,
+// the move of an installation's state to PostgreSQL. It needs no other
+// configuration: both databases are named on the command line.
+func storeCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "copy" {
+		_, _ = fmt.Fprintln(stderr, ops.StoreCopyUsage)
+		return 2
+	}
+	fs := flag.NewFlagSet("store copy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	from := fs.String("from", "", "the installation's SQLite database, sqlite://PATH (no service may run on it)")
+	to := fs.String("to", "", "the new PostgreSQL database, postgres://USER:PASSWORD@HOST:PORT/DATABASE")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 || *from == "" || *to == "" {
+		_, _ = fmt.Fprintln(stderr, ops.StoreCopyUsage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log := zerolog.New(zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.RFC3339}).Level(zerolog.WarnLevel).
+		With().Timestamp().Logger()
+	if err := ops.StoreCopy(ctx, *from, *to, log, stdout); err != nil {
+		_, _ = fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}

@@ -282,6 +282,7 @@ func TestUnknownVariablesStopTheStartWithTheClosestName(t *testing.T) {
 	t.Setenv("M2A_WRITEBACK_MOVETO", "Processed")
 	t.Setenv("M2A_LISTEN_ADR", ":8080")
 	t.Setenv("M2A_PUBLIC_HOST", "mail2archer.example.com") // read by compose only
+	t.Setenv("M2A_POSTGRES_PASSWORD", "0123abcd")          // read by docker-compose.ha.yml only
 	_, err := Load()
 	if err == nil {
 		t.Fatal("unknown variables were accepted")
@@ -294,8 +295,10 @@ func TestUnknownVariablesStopTheStartWithTheClosestName(t *testing.T) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
-	if strings.Contains(err.Error(), "M2A_PUBLIC_HOST") {
-		t.Errorf("a deployment variable was refused:\n%v", err)
+	for _, deployment := range []string{"M2A_PUBLIC_HOST", "M2A_POSTGRES_PASSWORD"} {
+		if strings.Contains(err.Error(), deployment) {
+			t.Errorf("the deployment variable %s was refused:\n%v", deployment, err)
+		}
 	}
 }
 

@@ -10,10 +10,11 @@ import (
 )
 
 // DeploymentOnly are M2A_ variables that the deployment files read and the
-// service does not (docker-compose.yml passes M2A_PUBLIC_HOST to Caddy).
-// They are known names, so an .env file shared by both does not stop the
-// service.
-var DeploymentOnly = []string{"M2A_PUBLIC_HOST"}
+// service does not (docker-compose.yml passes M2A_PUBLIC_HOST to Caddy;
+// docker-compose.ha.yml gives M2A_POSTGRES_PASSWORD to PostgreSQL and puts
+// it in M2A_DATABASE_URL). They are known names, so an .env file shared by
+// both does not stop the service.
+var DeploymentOnly = []string{"M2A_PUBLIC_HOST", "M2A_POSTGRES_PASSWORD"}
 
 // TestOnly are M2A_ variables the project's test suite reads (the
 // PostgreSQL server of its tests); a service started from a test shell

@@ -31,11 +31,16 @@ type LifecycleWorker struct {
 // NewLifecycleWorker builds the worker.
 func NewLifecycleWorker(subs Lifecycle) *LifecycleWorker { return &LifecycleWorker{subs: subs} }
 
+// standbySnooze is how long a replica that does not manage the
+// subscriptions puts a lifecycle event back: short, because any replica
+// may take it next, and on average one in N is the one that acts.
+const standbySnooze = 2 * time.Second
+
 // Work acts on one lifecycle event.
 func (w *LifecycleWorker) Work(ctx context.Context, job *river.Job[jobs.Lifecycle]) error {
 	err := w.subs.HandleLifecycle(ctx, job.Args.SubscriptionID, job.Args.Event)
 	if errors.Is(err, subscriptions.ErrNotLeader) {
-		return river.JobSnooze(15 * time.Second)
+		return river.JobSnooze(standbySnooze)
 	}
 	return err
 }

@@ -56,7 +56,7 @@ func TestALifecycleEventWaitsForTheManagingReplica(t *testing.T) {
 	t.Parallel()
 	job := &river.Job[jobs.Lifecycle]{JobRow: &rivertype.JobRow{}, Args: jobs.Lifecycle{SubscriptionID: "s", Event: subscriptions.EventMissed}}
 	var snooze *river.JobSnoozeError
-	if err := NewLifecycleWorker(fakeLifecycle{subscriptions.ErrNotLeader}).Work(context.Background(), job); !errors.As(err, &snooze) {
+	if err := NewLifecycleWorker(fakeLifecycle{subscriptions.ErrNotLeader}).Work(context.Background(), job); !errors.As(err, &snooze) || snooze.Duration != standbySnooze {
 		t.Errorf("a standby: %v", err)
 	}
 	if err := NewLifecycleWorker(fakeLifecycle{}).Work(context.Background(), job); err != nil {

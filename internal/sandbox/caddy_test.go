@@ -219,7 +219,7 @@ func startCaddy(ctx context.Context, t *testing.T, bin string, servicePort int) 
 	cmd.Dir = dir
 	dataHome := filepath.Join(dir, "data")
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dataHome, "XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
-		"M2A_UPSTREAM=127.0.0.1:"+strconv.Itoa(servicePort))
+		"M2A_UPSTREAM_HOST=127.0.0.1", "M2A_UPSTREAM_PORT="+strconv.Itoa(servicePort))
 	cmd.Stdout, cmd.Stderr = px.log, px.log
 	if err := cmd.Start(); err != nil {
 		stop()

@@ -62,6 +62,14 @@ type Options struct {
 	// answer (its address is reserved, nothing listens); StartArcher
 	// brings it up.
 	ArcherStopped bool
+	// Simulators, when set, is a sandbox whose Graph and Archer simulators
+	// this one uses instead of starting its own (Fixture, Graph, Archer,
+	// ArcherSetup, ArcherStopped, GraphAddr and ArcherAddr are then
+	// ignored): another service on the same mailbox and Archer, such as
+	// one started on a copy of the first's state after its StopService.
+	// Stop leaves them running; they stop with the sandbox that started
+	// them, and StopArcher and StartArcher act on that sandbox's server.
+	Simulators *Sandbox
 }
 
 // Sandbox is a running service with its two simulators.
@@ -75,8 +83,11 @@ type Sandbox struct {
 
 	graphSrv  *httptest.Server
 	archerSrv *httptest.Server
-	cancel    context.CancelFunc
-	done      chan error
+	// sims is Options.Simulators, the owner of the simulators; nil when
+	// this sandbox started its own.
+	sims   *Sandbox
+	cancel context.CancelFunc
+	done   chan error
 }
 
 // Start starts the simulators and the service and returns once the service
@@ -95,25 +106,31 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		}
 	}()
 
-	// Archer.
-	aopts := archersim.Options{VirtualDir: "/RSAArcher", Fixture: opts.Fixture, Logger: opts.Logger.With().Str("component", "archersim").Logger()}
-	if opts.Archer != nil {
-		opts.Archer(&aopts)
-	}
-	sb.Archer, err = archersim.New(aopts)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: archer simulator: %w", err)
-	}
-	if opts.ArcherSetup != nil {
-		opts.ArcherSetup(sb.Archer)
-	}
-	sb.archerSrv, err = serve(sb.Archer, opts.ArcherAddr, false)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox: archer simulator: %w", err)
-	}
-	sb.ArcherURL = sb.archerSrv.URL
-	if opts.ArcherStopped {
-		sb.StopArcher()
+	if s := opts.Simulators; s != nil {
+		sb.sims = s
+		sb.Graph, sb.GraphURL, sb.graphSrv = s.Graph, s.GraphURL, s.graphSrv
+		sb.Archer, sb.ArcherURL = s.Archer, s.ArcherURL
+	} else {
+		// Archer.
+		aopts := archersim.Options{VirtualDir: "/RSAArcher", Fixture: opts.Fixture, Logger: opts.Logger.With().Str("component", "archersim").Logger()}
+		if opts.Archer != nil {
+			opts.Archer(&aopts)
+		}
+		sb.Archer, err = archersim.New(aopts)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: archer simulator: %w", err)
+		}
+		if opts.ArcherSetup != nil {
+			opts.ArcherSetup(sb.Archer)
+		}
+		sb.archerSrv, err = serve(sb.Archer, opts.ArcherAddr, false)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: archer simulator: %w", err)
+		}
+		sb.ArcherURL = sb.archerSrv.URL
+		if opts.ArcherStopped {
+			sb.StopArcher()
+		}
 	}
 
 	// The service's listener first: Graph needs its address.
@@ -129,20 +146,22 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	}
 	closeListeners := func() { _ = ln.Close(); _ = adminLn.Close() }
 
-	// Graph, over TLS: the credential code insists on an https authority.
-	gopts := graphsim.Options{TenantID: TenantID, AppID: ClientID, ClientSecret: ClientSecret, AllowHTTP: true,
-		Logger: opts.Logger.With().Str("component", "graphsim").Logger()}
-	if opts.Graph != nil {
-		opts.Graph(&gopts)
+	if sb.sims == nil {
+		// Graph, over TLS: the credential code insists on an https authority.
+		gopts := graphsim.Options{TenantID: TenantID, AppID: ClientID, ClientSecret: ClientSecret, AllowHTTP: true,
+			Logger: opts.Logger.With().Str("component", "graphsim").Logger()}
+		if opts.Graph != nil {
+			opts.Graph(&gopts)
+		}
+		sb.Graph = graphsim.New(gopts)
+		sb.Graph.AddMailbox(Mailbox)
+		sb.graphSrv, err = serve(sb.Graph, opts.GraphAddr, true)
+		if err != nil {
+			closeListeners()
+			return nil, fmt.Errorf("sandbox: graph simulator: %w", err)
+		}
+		sb.GraphURL = sb.graphSrv.URL
 	}
-	sb.Graph = graphsim.New(gopts)
-	sb.Graph.AddMailbox(Mailbox)
-	sb.graphSrv, err = serve(sb.Graph, opts.GraphAddr, true)
-	if err != nil {
-		closeListeners()
-		return nil, fmt.Errorf("sandbox: graph simulator: %w", err)
-	}
-	sb.GraphURL = sb.graphSrv.URL
 
 	mapping := opts.MappingFile
 	if mapping == "" {
@@ -200,6 +219,10 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 // StopArcher stops the Archer simulator's server: connections are refused
 // until StartArcher. The simulator keeps its records.
 func (sb *Sandbox) StopArcher() {
+	if sb.sims != nil {
+		sb.sims.StopArcher()
+		return
+	}
 	if sb.archerSrv != nil {
 		sb.archerSrv.Close()
 		sb.archerSrv = nil
@@ -208,6 +231,9 @@ func (sb *Sandbox) StopArcher() {
 
 // StartArcher serves the Archer simulator again on its address.
 func (sb *Sandbox) StartArcher() error {
+	if sb.sims != nil {
+		return sb.sims.StartArcher()
+	}
 	if sb.archerSrv != nil {
 		return nil
 	}
@@ -248,20 +274,32 @@ func (sb *Sandbox) WaitReady(ctx context.Context) error {
 	}
 }
 
-// Stop stops the service, then the simulators, and returns the service's
-// shutdown error.
+// Stop stops the service, then the simulators unless they belong to
+// another sandbox (Options.Simulators), and returns the service's shutdown
+// error.
 func (sb *Sandbox) Stop() error {
-	var err error
-	if sb.cancel != nil {
-		sb.cancel()
-		err = <-sb.done
-		sb.cancel = nil
-	}
+	err := sb.StopService()
 	sb.stopSimulators()
 	return err
 }
 
+// StopService stops the service alone and returns its shutdown error; the
+// simulators keep running for another sandbox (Options.Simulators) until
+// Stop. Stopping a stopped service does nothing.
+func (sb *Sandbox) StopService() error {
+	if sb.cancel == nil {
+		return nil
+	}
+	sb.cancel()
+	err := <-sb.done
+	sb.cancel = nil
+	return err
+}
+
 func (sb *Sandbox) stopSimulators() {
+	if sb.sims != nil {
+		return
+	}
 	if sb.Graph != nil {
 		sb.Graph.Close()
 	}

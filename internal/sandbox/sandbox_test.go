@@ -22,15 +22,6 @@ const storeEnv = "M2A_TEST_SANDBOX_STORE"
 
 func onPostgres() bool { return os.Getenv(storeEnv) == "postgres" }
 
-// sqliteOnly skips a test about the SQLite file itself when the suite runs
-// on PostgreSQL.
-func sqliteOnly(t testing.TB) {
-	t.Helper()
-	if onPostgres() {
-		t.Skip("about the SQLite database file; the suite runs on PostgreSQL")
-	}
-}
-
 func start(t testing.TB, opts Options) *Sandbox {
 	t.Helper()
 	if opts.Dir == "" {

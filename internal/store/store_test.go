@@ -112,7 +112,7 @@ func TestPostgresMigratesOnceWhenReplicasStartTogether(t *testing.T) {
 	}
 	close(stores)
 	for s := range stores {
-		defer func() { _ = s.Close() }()
+		t.Cleanup(func() { _ = s.Close() })
 	}
 	s := openURL(t, dbURL)
 	var n int

@@ -213,3 +213,28 @@ func (l *logBuffer) lines(t *testing.T) []map[string]any {
 	}
 	return out
 }
+
+// await receives from ch, failing the test when nothing comes within a day:
+// of the fake clock in a synctest bubble, so a regression that loops or
+// blocks fails at once instead of hanging.
+func await[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(24 * time.Hour):
+		t.Fatalf("%s: nothing within a day", what)
+	}
+	var zero T
+	return zero
+}
+
+// goRun runs f in a goroutine; the channel is closed when f returns.
+func goRun(f func()) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	return done
+}

@@ -24,6 +24,9 @@ const passedDetail = `Incidents / Incident: every field resolved, records found 
 // reachableFix is the mapping's fix when Decide has none.
 const reachableFix = "check that Archer is reachable; the preflight is retried"
 
+// unreachableFix is the Archer component's fix when Archer does not answer.
+const unreachableFix = "check that Archer is up and reachable from this host at M2A_ARCHER_URL (network, proxy, firewall); jobs retry by themselves"
+
 // The tests of the Mapper run in a synctest bubble: its clock is fake, so the
 // waits between attempts are measured exactly and take no time.
 
@@ -49,7 +52,7 @@ func TestMapperRetriesAFailedPreflightWithADoublingWait(t *testing.T) {
 				m := watch.NewMapper(testMapping(t, "zip"), a, h, user, tc.retry, zerolog.Nop())
 
 				// Run returns by itself once the preflight passed.
-				m.Run(t.Context())
+				await(t, goRun(func() { m.Run(t.Context()) }), "the preflight's pass")
 
 				at := a.times("application")
 				var waits []time.Duration
@@ -78,7 +81,7 @@ func TestMapperRetriesAFailedPreflightWithADoublingWait(t *testing.T) {
 						"fail→ok: " + passedDetail + " | ",
 					}
 					wantArcher = []string{
-						"unknown→fail: mapping preflight against Archer: preflight: application \"Incidents\": " + refused().Error() + " | ",
+						"unknown→fail: mapping preflight against Archer: preflight: application \"Incidents\": " + refused().Error() + " | " + unreachableFix,
 						"fail→ok: answering; logged in as " + user + " | ",
 					}
 				}
@@ -110,8 +113,7 @@ func TestMapperServesTheMappingOnlyOnceThePreflightPassed(t *testing.T) {
 			c := m.Compiled(context.Background())
 			waiting <- result{c, time.Since(start)}
 		}()
-		done := make(chan struct{})
-		go func() { m.Run(context.Background()); close(done) }()
+		done := goRun(func() { m.Run(t.Context()) })
 
 		// The first attempt failed; Run waits a second before the next.
 		synctest.Wait()
@@ -121,13 +123,13 @@ func TestMapperServesTheMappingOnlyOnceThePreflightPassed(t *testing.T) {
 		if c := m.Current(); c != nil {
 			t.Fatalf("Current before the preflight passed: %+v", c)
 		}
-		cancelled, cancel := context.WithCancel(context.Background())
+		cancelled, cancel := context.WithCancel(t.Context())
 		cancel()
 		if c := m.Compiled(cancelled); c != nil || time.Since(start) != 0 {
 			t.Fatalf("Compiled with a cancelled context: %+v after %v", c, time.Since(start))
 		}
 
-		<-done
+		await(t, done, "the loop's return")
 		got := <-waiting
 		if got.c == nil || got.after != time.Second {
 			t.Fatalf("a waiting Compiled got %+v after %v, want the mapping after 1s", got.c, got.after)
@@ -152,9 +154,8 @@ func TestMapperCompiledGivesUpAfterTenSeconds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a := &fakeArcher{application: func(context.Context, string) (*archer.Application, error) { return nil, refused() }}
 		m := watch.NewMapper(testMapping(t, "zip"), a, health.NewSet(nil), user, time.Minute, zerolog.Nop())
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { m.Run(ctx); close(done) }()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := goRun(func() { m.Run(ctx) })
 
 		start := time.Now()
 		if c := m.Compiled(context.Background()); c != nil {
@@ -164,7 +165,7 @@ func TestMapperCompiledGivesUpAfterTenSeconds(t *testing.T) {
 			t.Errorf("Compiled waited %v, want 10s", waited)
 		}
 		cancel()
-		<-done
+		await(t, done, "the loop's return")
 	})
 }
 
@@ -228,9 +229,8 @@ func TestMapperNamesTheProblemAsTheFix(t *testing.T) {
 				a := &fakeArcher{application: tc.app, find: tc.find}
 				h := health.NewSet(nil, watch.Archer, watch.Mapping)
 				m := watch.NewMapper(testMapping(t, "zip"), a, h, user, time.Minute, zerolog.Nop())
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan struct{})
-				go func() { m.Run(ctx); close(done) }()
+				ctx, cancel := context.WithCancel(t.Context())
+				done := goRun(func() { m.Run(ctx) })
 				synctest.Wait()
 
 				st := h.State(watch.Mapping)
@@ -249,10 +249,39 @@ func TestMapperNamesTheProblemAsTheFix(t *testing.T) {
 					t.Error("a mapping is served after a failed preflight")
 				}
 				cancel()
-				<-done
+				await(t, done, "the loop's return")
 			})
 		})
 	}
+}
+
+// TestMapperStopsWithoutReportingTheCancelledPreflight stops the service in
+// the middle of a preflight: the cancelled call says nothing of Archer or of
+// the mapping, so neither is reported failing (nor logged as such).
+func TestMapperStopsWithoutReportingTheCancelledPreflight(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		started := make(chan struct{})
+		a := &fakeArcher{application: func(ctx context.Context, name string) (*archer.Application, error) {
+			close(started)
+			<-ctx.Done()
+			return nil, fmt.Errorf("archer get applications: %w", ctx.Err())
+		}}
+		var changes changeLog
+		h := health.NewSet(changes.add, watch.Archer, watch.Mapping)
+		m := watch.NewMapper(testMapping(t, "zip"), a, h, user, time.Second, zerolog.Nop())
+		ctx, cancel := context.WithCancel(t.Context())
+		done := goRun(func() { m.Run(ctx) })
+		await(t, started, "preflight")
+		cancel()
+		await(t, done, "the loop's return")
+		if got := append(changes.of(watch.Archer), changes.of(watch.Mapping)...); len(got) != 0 {
+			t.Errorf("changes reported by a stopped preflight: %q", got)
+		}
+		if m.Current() != nil {
+			t.Error("a mapping is served after a cancelled preflight")
+		}
+	})
 }
 
 // TestMapperSeesAnApplicationFixedInArcher shows why a retry refreshes the
@@ -272,8 +301,7 @@ func TestMapperSeesAnApplicationFixedInArcher(t *testing.T) {
 		var changes changeLog
 		h := health.NewSet(changes.add, watch.Archer, watch.Mapping)
 		m := watch.NewMapper(testMapping(t, "zip"), a, h, user, time.Second, zerolog.Nop())
-		done := make(chan struct{})
-		go func() { m.Run(context.Background()); close(done) }()
+		done := goRun(func() { m.Run(t.Context()) })
 
 		// Two attempts fail while the field is missing.
 		time.Sleep(1500 * time.Millisecond)
@@ -282,7 +310,7 @@ func TestMapperSeesAnApplicationFixedInArcher(t *testing.T) {
 			t.Fatalf("%d attempts in 1.5 s, want 2", n)
 		}
 		refreshed.Store(true) // the administrator adds the field
-		<-done
+		await(t, done, "the loop's return")
 		if m.Current() == nil {
 			t.Fatal("no mapping after the application was fixed")
 		}
@@ -311,7 +339,9 @@ func TestMapperLogsTheMappingsWarnings(t *testing.T) {
 			var logs logBuffer
 			a := &fakeArcher{application: failFirst(0, nil, incidentsApp(true))}
 			m := watch.NewMapper(testMapping(t, tc.attachments), a, health.NewSet(nil), user, 0, zerolog.New(&logs))
-			m.Run(t.Context())
+			synctest.Test(t, func(t *testing.T) {
+				await(t, goRun(func() { m.Run(t.Context()) }), "the preflight's pass")
+			})
 			if m.Current() == nil {
 				t.Fatal("preflight did not pass")
 			}
@@ -363,8 +393,7 @@ func TestMapperAgainstTheArcherSimulator(t *testing.T) {
 			m := watch.NewMapper(mapping, c, h, user, time.Hour, zerolog.Nop())
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			done := make(chan struct{})
-			go func() { m.Run(ctx); close(done) }()
+			done := goRun(func() { m.Run(ctx) })
 
 			var ch health.Change
 			select {
@@ -375,12 +404,13 @@ func TestMapperAgainstTheArcherSimulator(t *testing.T) {
 			if ch.To.OK != tc.ok {
 				t.Fatalf("mapping %+v, want OK = %v", ch.To, tc.ok)
 			}
-			if tc.ok {
-				<-done
-				if c := m.Current(); c == nil || c.App.Name != "Security Incidents" {
-					t.Fatalf("compiled %+v", c)
-				}
-			} else if !strings.Contains(ch.To.Fix, tc.archerFix) {
+			// The mapping is served before its state says so.
+			if c := m.Current(); tc.ok && (c == nil || c.App.Name != "Security Incidents") {
+				t.Errorf("compiled %+v", c)
+			} else if !tc.ok && c != nil {
+				t.Errorf("compiled %+v after a refused login", c)
+			}
+			if !tc.ok && !strings.Contains(ch.To.Fix, tc.archerFix) {
 				t.Errorf("mapping fix %q does not say %q", ch.To.Fix, tc.archerFix)
 			}
 			checkArcherState(t, h.State(watch.Archer), tc.ok, map[bool]string{true: "answering; logged in as " + user, false: "archer login refused"}[tc.ok], tc.archerFix)

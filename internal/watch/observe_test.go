@@ -57,11 +57,11 @@ func TestObserveArcherTurnsEachOutcomeIntoAState(t *testing.T) {
 			"HTTP 403", forbiddenFix},
 		{"content API unavailable", fmt.Errorf("archer find records: %w", archer.ErrNoContentAPI), false,
 			"content API unavailable", contentFix},
-		// Transient failures carry no fix of Decide's: the detail is all the
-		// operator sees (see the report on ObserveArcher).
-		{"unreachable", refused(), false, "connection refused", ""},
+		// Transient failures carry no fix of Decide's: the state names
+		// where to look.
+		{"unreachable", refused(), false, "connection refused", "reachable from this host"},
 		{"unavailable", &archer.StatusError{Op: "ping", Method: "GET", URL: "u", StatusCode: http.StatusServiceUnavailable}, false,
-			"HTTP 503", ""},
+			"HTTP 503", "reachable from this host"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -135,7 +135,7 @@ func TestObserveArcherNamesTheFixOfRealClientErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			return "http://" + addr, password
-		}, "connection refused", ""},
+		}, "connection refused", "reachable from this host"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -31,9 +31,8 @@ func TestProbeArcherLeavesArcherAloneWhileTrafficReachesIt(t *testing.T) {
 		a := &fakeArcher{ping: func(context.Context) error { pinged <- time.Now(); return nil }}
 		h := health.NewSet(nil, watch.Archer)
 		start := time.Now()
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { watch.ProbeArcher(ctx, a, h, user, time.Minute); close(done) }()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := goRun(func() { watch.ProbeArcher(ctx, a, h, user, time.Minute) })
 
 		for range 12 {
 			time.Sleep(25 * time.Second)
@@ -45,7 +44,7 @@ func TestProbeArcherLeavesArcherAloneWhileTrafficReachesIt(t *testing.T) {
 		}
 		// The last call was at 300 s; the tick at 360 s is a full period
 		// later.
-		at := <-pinged
+		at := await(t, pinged, "ping")
 		if got := at.Sub(start); got != 6*time.Minute {
 			t.Errorf("pinged at %v, want 6m0s", got)
 		}
@@ -54,7 +53,33 @@ func TestProbeArcherLeavesArcherAloneWhileTrafficReachesIt(t *testing.T) {
 			t.Errorf("archer state after the ping %+v", st)
 		}
 		cancel()
-		<-done
+		await(t, done, "the loop's return")
+	})
+}
+
+// TestProbeArcherPingsEveryPeriodWithoutTraffic: the probe's own ping is no
+// traffic, so a ping that takes time does not make the next tick skip.
+func TestProbeArcherPingsEveryPeriodWithoutTraffic(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		pinged := make(chan time.Time, 1)
+		a := &fakeArcher{ping: func(context.Context) error {
+			time.Sleep(2 * time.Second) // a login and a metadata read
+			pinged <- time.Now()
+			return nil
+		}}
+		h := health.NewSet(nil, watch.Archer)
+		start := time.Now()
+		ctx, cancel := context.WithCancel(t.Context())
+		done := goRun(func() { watch.ProbeArcher(ctx, a, h, user, time.Minute) })
+		for i := 1; i <= 4; i++ {
+			at := await(t, pinged, "ping")
+			if want := time.Duration(i)*time.Minute + 2*time.Second; at.Sub(start) != want {
+				t.Fatalf("ping %d ended at %v, want %v: a tick was skipped", i, at.Sub(start), want)
+			}
+		}
+		cancel()
+		await(t, done, "the loop's return")
 	})
 }
 
@@ -73,7 +98,7 @@ func TestProbeArcherRecordsEachPing(t *testing.T) {
 		{"refused login", 10 * time.Millisecond, loginRefused(), 10 * time.Millisecond, false, "archer login refused", loginFix},
 		{"forbidden", time.Second, fmt.Errorf("archer ping: %w", &archer.StatusError{Op: "ping", Method: "GET", URL: "u", StatusCode: http.StatusForbidden}),
 			time.Second, false, "HTTP 403", forbiddenFix},
-		{"unreachable", time.Second, refused(), time.Second, false, "connection refused", ""},
+		{"unreachable", time.Second, refused(), time.Second, false, "connection refused", unreachableFix},
 		{"answered with a validation message", time.Second, &archer.ValidationError{Op: "ping", Messages: []string{"No resource found."}},
 			time.Second, true, "answering (last failure: archer_validation)", ""},
 	} {
@@ -91,11 +116,10 @@ func TestProbeArcherRecordsEachPing(t *testing.T) {
 				}}
 				h := health.NewSet(nil, watch.Archer)
 				start := time.Now()
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan struct{})
-				go func() { watch.ProbeArcher(ctx, a, h, user, tc.every); close(done) }()
+				ctx, cancel := context.WithCancel(t.Context())
+				done := goRun(func() { watch.ProbeArcher(ctx, a, h, user, tc.every) })
 
-				p := <-pinged
+				p := await(t, pinged, "ping")
 				if got := p.at.Sub(start); got != tc.first {
 					t.Errorf("first ping after %v, want %v", got, tc.first)
 				}
@@ -105,7 +129,7 @@ func TestProbeArcherRecordsEachPing(t *testing.T) {
 				synctest.Wait()
 				checkArcherState(t, h.State(watch.Archer), tc.ok, tc.detail, tc.fix)
 				cancel()
-				<-done
+				await(t, done, "the loop's return")
 			})
 		})
 	}
@@ -139,16 +163,15 @@ func TestProbeArcherStopsWithItsContext(t *testing.T) {
 					return tc.cancelled(ctx, started)
 				}}
 				h := health.NewSet(nil, watch.Archer)
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan struct{})
-				go func() { watch.ProbeArcher(ctx, a, h, user, time.Minute); close(done) }()
+				ctx, cancel := context.WithCancel(t.Context())
+				done := goRun(func() { watch.ProbeArcher(ctx, a, h, user, time.Minute) })
 				if tc.cancelled != nil {
-					<-started
+					await(t, started, "ping")
 				} else {
 					time.Sleep(30 * time.Second)
 				}
 				cancel()
-				<-done
+				await(t, done, "the loop's return")
 				if st := h.State(watch.Archer); st.Known {
 					t.Errorf("archer state %+v recorded after the probe was stopped", st)
 				}
@@ -231,12 +254,11 @@ func TestProbeDatabaseFollowsEachWrite(t *testing.T) {
 				var changes changeLog
 				h := health.NewSet(changes.add, watch.Database)
 				start := time.Now()
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan struct{})
-				go func() { watch.ProbeDatabase(ctx, w, h, tc.every); close(done) }()
-				<-exhausted
+				ctx, cancel := context.WithCancel(t.Context())
+				done := goRun(func() { watch.ProbeDatabase(ctx, w, h, tc.every) })
+				await(t, exhausted, "every write")
 				cancel()
-				<-done
+				await(t, done, "the loop's return")
 
 				calls := w.made()
 				if len(calls) != len(tc.results)+1 {

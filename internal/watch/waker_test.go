@@ -75,10 +75,9 @@ func TestWakerWakesEveryWaitingJobOnceWhenAsked(t *testing.T) {
 		w.Wake()
 		w.Wake()
 		w.Wake()
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
+		ctx, cancel := context.WithCancel(t.Context())
 		start := time.Now()
-		go func() { w.Run(ctx, time.Second); close(done) }()
+		done := goRun(func() { w.Run(ctx, time.Second) })
 		synctest.Wait()
 		wakes := q.made()
 		if len(wakes) != 1 || wakes[0].only != nil || !wakes[0].at.Equal(start) {
@@ -90,7 +89,7 @@ func TestWakerWakesEveryWaitingJobOnceWhenAsked(t *testing.T) {
 			t.Fatalf("wake-ups %+v, want a second of every job at once", wakes)
 		}
 		cancel()
-		<-done
+		await(t, done, "the loop's return")
 	})
 }
 
@@ -110,15 +109,14 @@ func TestWakerWakesJobsOfWorkingComponentsEachPeriod(t *testing.T) {
 				called := make(chan struct{}, 3)
 				q := fakeQueue{result: func(context.Context) (int, error) { called <- struct{}{}; return 0, nil }}
 				w := watch.NewWaker(q.wake, working, zerolog.Nop())
-				ctx, cancel := context.WithCancel(context.Background())
-				done := make(chan struct{})
+				ctx, cancel := context.WithCancel(t.Context())
 				start := time.Now()
-				go func() { w.Run(ctx, tc.every); close(done) }()
+				done := goRun(func() { w.Run(ctx, tc.every) })
 				for range 3 {
-					<-called
+					await(t, called, "wake-up")
 				}
 				cancel()
-				<-done
+				await(t, done, "the loop's return")
 				for i, wk := range q.made() {
 					if want := start.Add(time.Duration(i+1) * tc.want); !wk.at.Equal(want) {
 						t.Errorf("wake-up %d at %v, want %v", i, wk.at.Sub(start), want.Sub(start))
@@ -154,15 +152,14 @@ func TestWakerLogsWhatItWoke(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				var logs logBuffer
-				ctx, cancel := context.WithCancel(context.Background())
+				ctx, cancel := context.WithCancel(t.Context())
 				q := fakeQueue{result: func(ctx context.Context) (int, error) { return tc.result(ctx, cancel) }}
 				w := watch.NewWaker(q.wake, working, zerolog.New(&logs))
-				done := make(chan struct{})
-				go func() { w.Run(ctx, time.Minute); close(done) }()
+				done := goRun(func() { w.Run(ctx, time.Minute) })
 				w.Wake()
 				synctest.Wait()
 				cancel()
-				<-done
+				await(t, done, "the loop's return")
 				var got []string
 				for _, l := range logs.lines(t) {
 					line := fmt.Sprint(l["level"], " ", l["message"])
@@ -195,9 +192,8 @@ type onChangeBundle struct {
 func newOnChange(t *testing.T) *onChangeBundle {
 	b := &onChangeBundle{logs: &logBuffer{}, queue: &fakeQueue{}}
 	w := watch.NewWaker(b.queue.wake, working, zerolog.Nop())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { w.Run(ctx, 15*time.Second); close(done) }()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := goRun(func() { w.Run(ctx, 15*time.Second) })
 	t.Cleanup(func() { cancel(); <-done })
 	gauge := func(c string, v float64) {
 		b.mu.Lock()
@@ -242,6 +238,10 @@ func TestOnChangeLogsFeedsTheGaugeAndWakesOnRecovery(t *testing.T) {
 			1, false, "debug archer works", []string{"detail=answering"}},
 		{"mapping passes", health.Change{Component: watch.Mapping, From: unknown, To: ok("Incidents / Incident", t1)},
 			1, true, "info mapping preflight passed; incidents are created", []string{"dependency=mapping", "detail=Incidents / Incident"}},
+		// health.Set sends no change from ok to ok; OnChange wakes for the
+		// mapping's success even so.
+		{"mapping passes again", health.Change{Component: watch.Mapping, From: ok("Incidents / Incident", t0), To: ok("Incidents / Incident", t1)},
+			1, true, "info mapping preflight passed; incidents are created", []string{"dependency=mapping"}},
 		{"mapping passes after failing", health.Change{Component: watch.Mapping, From: fail("problems", "fix the mapping", t0), To: ok("Incidents / Incident", t1)},
 			1, true, "info mapping works again; waiting jobs are woken", []string{"failed_for=90000"}},
 		{"failure", health.Change{Component: watch.Database, From: ok("takes writes", t0), To: fail("disk full", databaseFix, t1)},

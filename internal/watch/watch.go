@@ -61,8 +61,17 @@ func ObserveArcher(h Health, err error, user string) {
 		h.OK(Archer, "answering (last failure: "+d.Reason+")")
 		return
 	}
-	h.Fail(Archer, err.Error(), d.Fix)
+	fix := d.Fix
+	if fix == "" {
+		// Unreachable, timing out, 5xx: jobs retry by themselves.
+		fix = unreachableFix
+	}
+	h.Fail(Archer, err.Error(), fix)
 }
+
+// unreachableFix is the fix of an Archer failure that retries fix by
+// themselves once Archer answers again.
+const unreachableFix = "check that Archer is up and reachable from this host at M2A_ARCHER_URL (network, proxy, firewall); jobs retry by themselves"
 
 // Mapper resolves the mapping against Archer once its preflight passes:
 // until then the workers create nothing. It is safe for concurrent use.
@@ -90,11 +99,16 @@ func NewMapper(m *incident.Mapping, a ArcherClient, h Health, user string, retry
 }
 
 // Run tries the preflight until it passes or ctx ends, reporting each
-// outcome to the mapping and archer components.
+// outcome to the mapping and archer components; a preflight cut short by
+// the end of ctx is not reported.
 func (p *Mapper) Run(ctx context.Context) {
 	delay := p.retry
 	for {
 		c, err := p.mapping.Preflight(ctx, p.archer)
+		if err != nil && ctx.Err() != nil {
+			// Stopped mid-call: the error says nothing of Archer.
+			return
+		}
 		ObserveArcher(p.health, err, p.user)
 		if err == nil {
 			for _, w := range c.Warnings() {
@@ -107,9 +121,6 @@ func (p *Mapper) Run(ctx context.Context) {
 			p.health.OK(Mapping, fmt.Sprintf("%s / %s: every field resolved, records found by %q", c.App.Name, c.Level.Name, c.KeyField.Name))
 			return
 		}
-		if ctx.Err() != nil {
-			return
-		}
 		p.health.Fail(Mapping, err.Error(), preflightFix(err))
 		select {
 		case <-ctx.Done():
@@ -117,7 +128,7 @@ func (p *Mapper) Run(ctx context.Context) {
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 5*time.Minute)
-
+		p.archer.Refresh()
 	}
 }
 
@@ -164,13 +175,16 @@ func ProbeArcher(ctx context.Context, a ArcherClient, h Health, user string, eve
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var own time.Time // when this probe's last ping was recorded
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if st := h.State(Archer); st.Known && time.Since(st.Last) < every {
+		// Real traffic since the last tick makes a ping useless; the
+		// probe's own last ping does not count as traffic.
+		if st := h.State(Archer); st.Known && !st.Last.Equal(own) && time.Since(st.Last) < every {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -180,6 +194,7 @@ func ProbeArcher(ctx context.Context, a ArcherClient, h Health, user string, eve
 			return
 		}
 		ObserveArcher(h, err, user)
+		own = h.State(Archer).Last
 	}
 }
 
