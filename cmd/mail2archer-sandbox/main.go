@@ -7,6 +7,8 @@
 //
 //	mail2archer-sandbox [flags]                 run the sandbox and deliver the samples
 //	mail2archer-sandbox deliver FILE.eml…       deliver emails to a running sandbox
+//	mail2archer-sandbox deliver --as-report --reporter ADDR FILE.eml…
+//	                                            deliver each as that person's phishing report
 //	mail2archer-sandbox bench [flags]           measure the service (see docs/performance.md)
 package main
 
@@ -41,6 +43,9 @@ const usage = `Usage: mail2archer-sandbox [command]
 Commands:
   (none) [flags]               run mail2archer against local Graph and Archer simulators
   deliver FILE.eml...          deliver emails to a running sandbox
+  deliver --as-report [--reporter ADDR] FILE.eml...
+                               deliver each email as a Report Message report of
+                               it from ADDR (default reporter@contoso.com)
   bench [flags]                measure the service against the simulators (docs/performance.md)
 
 Run mail2archer-sandbox -h for the sandbox's flags, mail2archer-sandbox bench -h

@@ -96,12 +96,14 @@ func sandboxCmd(args []string, stdout, stderr io.Writer) int {
 			}
 			_, _ = fmt.Fprintf(stdout, "delivered %s\n", s.Name)
 		}
-		recs, err := sb.WaitRecords(wctx, len(samples))
+		// Reports of one phish may go onto one record, so the wait counts
+		// reports, not records.
+		recs, err := sb.WaitReports(wctx, len(samples))
 		if err != nil {
 			_, _ = fmt.Fprintln(stderr, err)
 			return 1
 		}
-		_, _ = fmt.Fprintf(stdout, "\n%d incidents created in Archer, %s after start:\n\n", len(recs), time.Since(start).Round(time.Millisecond))
+		_, _ = fmt.Fprintf(stdout, "\n%d reports made %d incidents in Archer, %s after start:\n\n", len(samples), len(recs), time.Since(start).Round(time.Millisecond))
 		_ = sandbox.WriteTable(stdout, recs)
 	}
 	_, _ = fmt.Fprintf(stdout, `
@@ -111,40 +113,66 @@ Where to look:
   metrics       http://%[5]s/metrics
   incidents     %[2]s/sim/records   (JSON: %[2]s/sim/records.json)
   more email    mail2archer-sandbox deliver FILE.eml...   (or POST it to http://%[3]s/deliver)
+  a report      mail2archer-sandbox deliver --as-report --reporter alice@contoso.com FILE.eml...
   jobs          M2A_DATABASE_URL=sqlite://%[4]s/mail2archer.db bin/mail2archer jobs list
 Press Ctrl-C to stop.
 `, sb.ServiceURL(), sb.ArcherURL, *control, *dir, sb.App.AdminAddr())
-	known := len(sb.Archer.Records())
+	watchRecords(ctx, stdout, sb.Incidents, 250*time.Millisecond)
+	_, _ = fmt.Fprintln(stdout, "\nstopping")
+	return 0
+}
+
+// watchRecords prints one line per incident record created or updated
+// (sandbox.Watcher), looking every interval, until ctx ends.
+func watchRecords(ctx context.Context, w io.Writer, incidents func() []archersim.Record, every time.Duration) {
+	watcher := sandbox.NewWatcher(incidents())
+	tick := time.NewTicker(every)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			_, _ = fmt.Fprintln(stdout, "\nstopping")
-			return 0
-		case <-time.After(250 * time.Millisecond):
+			return
+		case <-tick.C:
 		}
-		if recs := sb.Archer.Records(); len(recs) > known {
-			_ = sandbox.WriteTable(stdout, recs[known:])
-			known = len(recs)
+		for _, line := range watcher.Changes(incidents()) {
+			_, _ = fmt.Fprintln(w, line)
 		}
 	}
 }
 
-func sandboxDeliver(files []string, stdout, stderr io.Writer) int {
+func sandboxDeliver(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mail2archer-sandbox deliver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	control := fs.String("control", "127.0.0.1:8025", "the running sandbox's control address")
-	if err := fs.Parse(files); err != nil {
+	asReport := fs.Bool("as-report", false, "wrap each email as a Report Message report (the email attached as message/rfc822) from --reporter to "+sandbox.Mailbox)
+	reporter := fs.String("reporter", sandbox.DefaultReporter, "with --as-report: who reports, an address with or without a display name")
+	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if fs.NArg() == 0 {
-		_, _ = fmt.Fprintln(stderr, "usage: mail2archer-sandbox deliver [--control ADDR] FILE.eml...")
+	reporterSet := false
+	fs.Visit(func(f *flag.Flag) { reporterSet = reporterSet || f.Name == "reporter" })
+	switch {
+	case fs.NArg() == 0:
+		_, _ = fmt.Fprintln(stderr, "usage: mail2archer-sandbox deliver [--control ADDR] [--as-report [--reporter ADDR]] FILE.eml...")
 		return 2
+	case reporterSet && !*asReport:
+		_, _ = fmt.Fprintln(stderr, "--reporter applies to --as-report only: add --as-report to deliver the emails as reports")
+		return 2
+	}
+	limit := int64(sandbox.MaxDelivered)
+	if *asReport {
+		limit = sandbox.MaxWrappedOriginal
+		// Refuse a bad reporter once, before any file is read.
+		if _, err := sandbox.ParseReporter(*reporter); err != nil {
+			_, _ = fmt.Fprintf(stderr, "--reporter: %v\n", err)
+			return 2
+		}
 	}
 	code := 0
 	for _, f := range fs.Args() {
-		b, err := os.ReadFile(f)
-		if err == nil && len(b) == 0 {
-			err = errors.New("empty file")
+		b, err := readEmail(f, limit)
+		if err == nil && *asReport {
+			b, err = sandbox.WrapAsReport(b, *reporter, time.Now())
 		}
 		if err != nil {
 			_, _ = fmt.Fprintf(stderr, "%s: %v\n", f, err)
@@ -157,9 +185,32 @@ func sandboxDeliver(files []string, stdout, stderr io.Writer) int {
 			code = 1
 			continue
 		}
+		if *asReport {
+			_, _ = fmt.Fprintf(stdout, "delivered %s as %s, reported by %s\n", f, id, *reporter)
+			continue
+		}
 		_, _ = fmt.Fprintf(stdout, "delivered %s as %s\n", f, id)
 	}
 	return code
+}
+
+// readEmail reads an email file of at most limit bytes.
+func readEmail(name string, limit int64) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	switch {
+	case err != nil:
+		return nil, err
+	case len(b) == 0:
+		return nil, errors.New("empty file")
+	case int64(len(b)) > limit:
+		return nil, fmt.Errorf("larger than %d MiB", limit>>20)
+	}
+	return b, nil
 }
 
 // wipeSandboxDir empties the sandbox's state directory from an earlier run.

@@ -24,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mail2archer/mail2archer/api"
+	"github.com/mail2archer/mail2archer/internal/sandbox"
 	"github.com/mail2archer/mail2archer/internal/sim/archersim"
 	"github.com/mail2archer/mail2archer/internal/sim/graphsim"
 )
@@ -336,7 +337,7 @@ func TestCrashBetweenCreateAndCommitMakesNoSecondIncident(t *testing.T) {
 	w.archer.OnCreate(nil)
 	p2 := w.start(t)
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(p2.Logs(), `"adopted":true`) {
+	for !strings.Contains(p2.Logs(), `"outcome":"adopted"`) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the record was not adopted:\n%s", p2.Logs())
 		}
@@ -608,4 +609,60 @@ func TestASoftMemoryLimitAppliesByDefault(t *testing.T) {
 		}
 		p.stop(t)
 	}
+}
+
+// TestCrashBetweenACampaignUpdateAndItsCommitCountsOnce kills the service
+// the moment Archer has applied a later report's update to the campaign's
+// record, before the service stores it. After the restart the record still
+// counts each report once.
+func TestCrashBetweenACampaignUpdateAndItsCommitCountsOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	w := newWorld(t)
+	p := w.start(t)
+	phish := testEmail(7)
+	report := func(who string) []byte {
+		t.Helper()
+		r, err := sandbox.WrapAsReport(phish, who, time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if _, err := w.graph.Deliver(testMbox, "Inbox", report("alice@contoso.com")); err != nil {
+		t.Fatal(err)
+	}
+	w.waitIncidents(t, 1, 30*time.Second)
+	queueDrained(t, w, 30*time.Second)
+
+	w.archer.OnUpdate(func(int64) {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.exited
+	})
+	if _, err := w.graph.Deliver(testMbox, "Inbox", report("bob@contoso.com")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the hook did not kill the service:\n%s", p.Logs())
+	}
+	w.archer.OnUpdate(nil)
+	if got := fmt.Sprint(w.incidents()[0].Fields["Number of Reports"]); got != "2" {
+		t.Fatalf("the update Archer applied before the crash counts %s reports, want 2", got)
+	}
+	p2 := w.start(t)
+	queueDrained(t, w, 60*time.Second)
+	recs := w.incidents()
+	if len(recs) != 1 {
+		t.Fatalf("%d incidents for one phish", len(recs))
+	}
+	if got := fmt.Sprint(recs[0].Fields["Number of Reports"]); got != "2" {
+		t.Errorf("after the restart the record counts %s reports, want 2", got)
+	}
+	if n := strings.Count(fmt.Sprint(recs[0].Fields["Reporters"]), "@contoso.com"); n != 2 {
+		t.Errorf("%d reporters listed, want 2: %v", n, recs[0].Fields["Reporters"])
+	}
+	p2.stop(t)
 }

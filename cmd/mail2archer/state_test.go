@@ -104,7 +104,7 @@ func TestARestoredBackupMakesNoSecondIncident(t *testing.T) {
 	// The restored delta link is older: the start-up resync queues the 15
 	// emails processed after the backup again, and each is found in
 	// Archer and adopted.
-	p2.waitLog(t, `"adopted":true`, 15, 60*time.Second)
+	p2.waitLog(t, `"outcome":"adopted"`, 15, 60*time.Second)
 	p2.stop(t)
 	if n := w.uniqueIncidents(t); n != 20 || len(w.incidents()) != 20 {
 		t.Fatalf("%d incidents (%d distinct) for 20 emails after restoring a backup", len(w.incidents()), n)
@@ -143,7 +143,7 @@ func TestALostDatabaseIsSaidLoudlyAndRecovered(t *testing.T) {
 	if n := w.uniqueIncidents(t); n != 10 || len(w.incidents()) != 10 {
 		t.Fatalf("%d incidents (%d distinct) for 10 emails after losing the database", len(w.incidents()), n)
 	}
-	if n := strings.Count(p2.Logs(), `"adopted":true`); n != 5 {
+	if n := strings.Count(p2.Logs(), `"outcome":"adopted"`); n != 5 {
 		t.Errorf("%d of the 5 processed emails adopted after the loss", n)
 	}
 }

@@ -71,6 +71,8 @@ type Options struct {
 	ArcherHTTPClient *http.Client
 	// RetryPolicy replaces the queue's backoff (pipeline.DefaultBackoff).
 	RetryPolicy river.ClientRetryPolicy
+	// Now replaces the workers' clock (tests of campaign windows).
+	Now func() time.Time
 	// JobTimeout replaces M2A_JOB_TIMEOUT, the bound of one attempt.
 	JobTimeout time.Duration
 	// Listener and AdminListener, when set, are served instead of
@@ -177,11 +179,11 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	wb := pipeline.WriteBackOptions{Category: cfg.WritebackCategory, MoveTo: cfg.WritebackMoveTo}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, pipeline.NewMessageWorker(pipeline.Options{
-		Graph: pipelineGraph{gc}, Spool: mimeSpool, Archer: a.archer, Store: a.store, Mapping: a.mapper.Compiled,
+		Graph: pipelineGraph{gc}, Spool: mimeSpool, Archer: a.archer, Store: a.store, Campaigns: a.store, Mapping: a.mapper.Compiled,
 		DecideGraph: graph.Decide, DecideArcher: archer.Decide, Health: a.health,
 		OperatorWait: opts.OperatorWait, TrustLocalState: cfg.TrustLocalState,
 		Email:     email.Options{InternalDomains: cfg.InternalDomains},
-		WriteBack: wb, Timeout: jobTimeout(cfg, opts), Metrics: pm, Logger: log,
+		WriteBack: wb, Timeout: jobTimeout(cfg, opts), Metrics: pm, Logger: log, Now: opts.Now,
 	}))
 	wbw, err := pipeline.NewWriteBackWorker(pipelineGraph{gc}, graph.Decide, wb, pm, log)
 	if err != nil {

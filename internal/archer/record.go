@@ -97,6 +97,16 @@ func (r *Record) set(f Field, v any) *Record {
 	return r
 }
 
+// TextValue returns the text a text field was set to, if it was.
+func (r *Record) TextValue(f Field) (string, bool) {
+	e, ok := r.entries[f.ID]
+	if !ok || e.Type != FieldText {
+		return "", false
+	}
+	s, ok := e.Value.(string)
+	return s, ok
+}
+
 // Text sets a text field; Archer accepts plain text or HTML.
 func (r *Record) Text(f Field, s string) *Record {
 	if r.check(f, FieldText) {

@@ -31,6 +31,9 @@ type Compiled struct {
 	KeyField archer.Field
 	key      *tmpl.Template
 	fields   []compiledField
+	// Campaign groups the reports of one email onto one record; nil when
+	// the mapping has no (enabled) campaign section.
+	Campaign *CompiledCampaign
 	// attachments is the attachment mode (AttachmentsZip, …).
 	attachments string
 	warnings    []string
@@ -122,6 +125,14 @@ func (m *Mapping) Compile(ctx context.Context, meta Metadata) (*Compiled, error)
 		problems = append(problems, errs...)
 		if len(errs) == 0 {
 			c.fields = append(c.fields, cf)
+		}
+	}
+	cc, errs := compileCampaign(m.Campaign, c.Level, c.fields)
+	problems = append(problems, errs...)
+	c.Campaign = cc
+	if cc != nil {
+		for _, f := range []archer.Field{cc.count, cc.reporters, cc.latest} {
+			mapped[f.ID] = true
 		}
 	}
 	for _, f := range c.Level.Fields {

@@ -64,6 +64,9 @@ type Mapping struct {
 	Key Key `yaml:"key"`
 	// Fields maps Archer field names to how each is filled.
 	Fields map[string]Field `yaml:"fields"`
+	// Campaign groups the reports of one email onto one record; nil
+	// creates a record per report.
+	Campaign *Campaign `yaml:"campaign,omitempty"`
 }
 
 // Key is the idempotency key: a text field holding a value unique to the
@@ -176,6 +179,7 @@ func Parse(data []byte) (*Mapping, error) {
 			problems = append(problems, fmt.Sprintf("fields.%s: the key field is filled from key.template; remove it from fields", name))
 		}
 	}
+	problems = append(problems, m.checkCampaign()...)
 	if len(problems) > 0 {
 		return nil, problems
 	}

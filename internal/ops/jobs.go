@@ -42,7 +42,7 @@ func ListJobs(ctx context.Context, st *store.Store, state string, limit int, w i
 		return fmt.Errorf("list jobs: %w", err)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	_, _ = fmt.Fprintln(tw, "ID\tKIND\tSTATE\tATTEMPT\tMAILBOX\tMESSAGE\tCREATED\tLAST ERROR")
+	_, _ = fmt.Fprintln(tw, "ID\tKIND\tSTATE\tATTEMPT\tMAILBOX\tMESSAGE\tCREATED\tRESULT\tLAST ERROR")
 	for _, j := range res.Jobs {
 		var a struct {
 			Mailbox   string `json:"mailbox"`
@@ -58,10 +58,37 @@ func ListJobs(ctx context.Context, st *store.Store, state string, limit int, w i
 		if n := len(j.Errors); n > 0 {
 			lastErr = clip.String(j.Errors[n-1].Error, 120)
 		}
-		_, _ = fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\n", j.ID, j.Kind, j.State, j.Attempt, j.MaxAttempts,
-			a.Mailbox, clip.String(msg, 40), j.CreatedAt.UTC().Format(time.RFC3339), lastErr)
+		_, _ = fmt.Fprintf(tw, "%d\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Kind, j.State, j.Attempt, j.MaxAttempts,
+			a.Mailbox, clip.String(msg, 40), j.CreatedAt.UTC().Format(time.RFC3339), resultOf(j), lastErr)
 	}
 	return tw.Flush()
+}
+
+// resultOf is what a job recorded of its work: "created 239643",
+// "added_to_campaign 239643", what it waits for; "" when nothing.
+func resultOf(j *rivertype.JobRow) string {
+	var out struct {
+		Outcome    string `json:"outcome"`
+		RecordID   int64  `json:"record_id"`
+		WaitingFor string `json:"waiting_for"`
+		Reason     string `json:"reason"`
+	}
+	if err := json.Unmarshal(j.Output(), &out); err != nil {
+		return ""
+	}
+	var parts []string
+	for _, p := range []string{out.Outcome, out.Reason} {
+		if p != "" {
+			parts = append(parts, clip.String(p, 40))
+		}
+	}
+	if out.RecordID != 0 {
+		parts = append(parts, fmt.Sprintf("record %d", out.RecordID))
+	}
+	if out.WaitingFor != "" {
+		parts = append(parts, "waiting for "+clip.String(out.WaitingFor, 20))
+	}
+	return strings.Join(parts, " ")
 }
 
 // RetryJob makes a job available to run again at once, whatever its state

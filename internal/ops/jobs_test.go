@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -113,5 +114,32 @@ func TestRetryOfAJobWhoseEmailWasProcessedSinceSaysSo(t *testing.T) {
 	counts, err := st.JobCounts(ctx)
 	if err != nil || counts["discarded"] != 0 {
 		t.Errorf("the job still counts as discarded: %v %v", counts, err)
+	}
+}
+
+func TestJobsListShowsWhatEachJobRecorded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, q := setup(t)
+	for i, output := range []string{
+		`{"output":{"outcome":"added_to_campaign","record_id":239643}}`,
+		`{"output":{"waiting_for":"archer","reason":"archer_login_refused"}}`,
+	} {
+		r, err := q.Insert(ctx, jobs.ProcessMessage{Mailbox: "phish@contoso.com", MessageID: fmt.Sprintf("AAMk-%d", i)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.DB().Exec(`UPDATE river_job SET metadata = $1 WHERE id = $2`, output, r.Job.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	if err := ListJobs(ctx, st, "", 10, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"RESULT", "added_to_campaign record 239643", "archer_login_refused waiting for archer"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the listing lacks %q:\n%s", want, out.String())
+		}
 	}
 }

@@ -170,7 +170,8 @@ func TestStoreCopyPrintsWhatItCopiedAndRefusesASecondCopy(t *testing.T) {
 	text := out.String()
 	t.Log("\n" + text)
 	for _, want := range []string{
-		"m2a_subscription  1", "m2a_message       2", "m2a_delta_link    1", "m2a_setting       0",
+		"m2a_subscription     1", "m2a_message          2", "m2a_delta_link       1", "m2a_setting          0",
+		"m2a_campaign_report  0",
 		"jobs re-queued: 2 (process_message 1, write_back 1)",
 		"ended jobs not copied: 1 discarded", "jobs list --state discarded",
 		"next: set M2A_DATABASE_URL", "Keep " + srcPath + " as a backup",

@@ -53,6 +53,7 @@ type Graph interface {
 type Archer interface {
 	UploadAttachment(ctx context.Context, name string, r io.Reader) (int64, error)
 	CreateRecord(ctx context.Context, r *archer.Record) (int64, error)
+	UpdateRecord(ctx context.Context, id int64, r *archer.Record) error
 	FindByField(ctx context.Context, app *archer.Application, level *archer.Level, f archer.Field, value string) ([]int64, error)
 }
 
@@ -104,6 +105,9 @@ type Options struct {
 	Store  Store
 	// Spool holds each message's MIME on disk while its job runs.
 	Spool Spool
+	// Campaigns groups the reports of one email when the mapping has a
+	// campaign section.
+	Campaigns CampaignStore
 	// Mapping returns the mapping once its preflight against Archer has
 	// passed; before, it may wait a little (until ctx ends) and then
 	// return nil: jobs then wait without spending attempts.
@@ -178,7 +182,7 @@ func (w *MessageWorker) Work(ctx context.Context, job *river.Job[jobs.ProcessMes
 	a := job.Args
 	log := w.opts.Logger.With().Str("component", "worker").Int64("job_id", job.ID).
 		Str("mailbox", a.Mailbox).Str("message_id", a.MessageID).Int("attempt", job.Attempt).Logger()
-	recordID, adopted, err := w.process(ctx, job, log)
+	recordID, result, err := w.process(ctx, job, log)
 	if err != nil {
 		return w.fail(ctx, job, err, log)
 	}
@@ -187,9 +191,9 @@ func (w *MessageWorker) Work(ctx context.Context, job *river.Job[jobs.ProcessMes
 		_ = river.RecordOutput(ctx, Output{Outcome: "already_done"})
 		return nil
 	}
-	w.opts.Metrics.outcome(outcomeOf(adopted))
+	w.opts.Metrics.outcome(result)
 	w.opts.Metrics.latency(w.opts.Now().Sub(job.CreatedAt))
-	ev := log.Info().Int64("record_id", recordID).Bool("adopted", adopted).
+	ev := log.Info().Int64("record_id", recordID).Str("outcome", result).
 		Dur("since_notification", w.opts.Now().Sub(job.CreatedAt))
 	if n := len(job.Errors); n > 0 {
 		ev = ev.Int("failed_attempts", n).Str("last_error", job.Errors[n-1].Error)
@@ -258,22 +262,23 @@ func (w *MessageWorker) operatorWait(job *river.Job[jobs.ProcessMessage]) time.D
 }
 
 // process returns the record id (0 when the job had nothing left to do) and
-// whether an existing record was adopted.
-func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.ProcessMessage], log zerolog.Logger) (int64, bool, error) {
+// the outcome: created, adopted (an existing record with the email's key),
+// or added_to_campaign.
+func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.ProcessMessage], log zerolog.Logger) (int64, string, error) {
 	a := job.Args
 	prior, err := w.opts.Store.Message(ctx, a.Mailbox, a.MessageID)
 	hasIntent := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return 0, false, err
+		return 0, "", err
 	}
 	if hasIntent && prior.RecordID != 0 && a.Replay == "" {
 		log.Info().Int64("record_id", prior.RecordID).Msg("record already exists; nothing to do")
-		return 0, false, nil
+		return 0, "", nil
 	}
 
 	mapping := w.opts.Mapping(ctx)
 	if mapping == nil {
-		return 0, false, &failure{err: errMappingPending, d: outcome.Decision{Action: outcome.WaitOperator,
+		return 0, "", &failure{err: errMappingPending, d: outcome.Decision{Action: outcome.WaitOperator,
 			Component: componentMapping, Reason: "mapping_pending",
 			Fix: "see the mapping component of /readyz: the preflight against Archer has not passed yet"}}
 	}
@@ -288,10 +293,10 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 	}()
 	msg, err := w.opts.Graph.FetchMessage(ctx, a.Mailbox, a.MessageID, mime)
 	if werr := mime.Err(); werr != nil {
-		return 0, false, spoolFailure(werr)
+		return 0, "", spoolFailure(werr)
 	}
 	if err != nil {
-		return 0, false, w.graphFailure(fmt.Errorf("fetch: %w", err))
+		return 0, "", w.graphFailure(fmt.Errorf("fetch: %w", err))
 	}
 	if w.opts.Health != nil {
 		w.opts.Health.OK(componentGraph, "messages are read")
@@ -308,71 +313,95 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 	}
 	inc, err := mapping.Render(rep, mime.Open, w.opts.Now())
 	if err != nil {
-		return 0, false, ended("render_failed", err)
+		return 0, "", ended("render_failed", err)
 	}
 
+	if mapping.Campaign != nil {
+		return w.processCampaign(ctx, job, mapping, rep, inc, msg.Categories, hasIntent, log)
+	}
 	intent, err := w.opts.Store.SaveIntent(ctx, store.Message{Mailbox: a.Mailbox, MessageID: a.MessageID,
 		InternetMessageID: meta.InternetMessageID, RecordKey: inc.Key})
 	if err != nil {
-		return 0, false, err
+		return 0, "", err
 	}
-	var recordID int64
-	adopted := false
-	if !w.opts.TrustLocalState || hasIntent || a.Replay != "" {
+	lookup := !w.opts.TrustLocalState || hasIntent || a.Replay != ""
+	recordID, adopted, _, err := w.findOrCreate(ctx, mapping, inc, intent.RecordKey, lookup, log)
+	if err != nil {
+		return 0, "", err
+	}
+	result := outcomeOf(adopted)
+	// Recorded before the commit, which completes the job with it.
+	_ = river.RecordOutput(ctx, Output{Outcome: result, RecordID: recordID})
+	if err := w.commit(ctx, job, recordID, msg.Categories); err != nil {
+		return 0, "", err
+	}
+	return recordID, result, nil
+}
+
+// findOrCreate returns the record that carries key in Archer, looking it up
+// first when lookup is set, or creates it from inc. It says whether the
+// record was adopted and, for a created one, the uploaded attachments' ids
+// in the order of inc.Files.
+func (w *MessageWorker) findOrCreate(ctx context.Context, mapping *incident.Compiled, inc *incident.Incident, key string, lookup bool, log zerolog.Logger) (int64, bool, []int64, error) {
+	if lookup {
 		// Archer is the source of truth for "already created": an earlier
 		// attempt may have created the record before it failed, and the
 		// local state may be behind Archer (a restored backup, a power
 		// cut, a lost database).
-		ids, err := w.opts.Archer.FindByField(ctx, mapping.App, mapping.Level, mapping.KeyField, intent.RecordKey)
+		ids, err := w.opts.Archer.FindByField(ctx, mapping.App, mapping.Level, mapping.KeyField, key)
 		if err != nil {
-			return 0, false, w.archerFailure(fmt.Errorf("look up record by key: %w", err))
+			return 0, false, nil, w.archerFailure(fmt.Errorf("look up record by key: %w", err))
 		}
 		if len(ids) > 0 {
-			recordID, adopted = ids[0], true
 			if len(ids) > 1 {
 				log.Warn().Interface("record_ids", ids).Msg("several Archer records carry this email's key; adopting the first")
 			}
+			return ids[0], true, nil, nil
 		}
 	}
-	if recordID == 0 {
-		recordID, err = w.create(ctx, inc)
-		if err != nil {
-			return 0, false, err
-		}
-		if w.opts.Health != nil {
-			w.opts.Health.OK(componentArcher, "records are created")
-		}
+	recordID, files, err := w.create(ctx, inc)
+	if err != nil {
+		return 0, false, nil, err
 	}
-	// Recorded before the commit, which completes the job with it.
-	_ = river.RecordOutput(ctx, Output{Outcome: outcomeOf(adopted), RecordID: recordID})
-	if err := w.commit(ctx, job, recordID, msg.Categories); err != nil {
-		return 0, false, err
+	if w.opts.Health != nil {
+		w.opts.Health.OK(componentArcher, "records are created")
 	}
-	return recordID, adopted, nil
+	return recordID, false, files, nil
 }
 
-func (w *MessageWorker) create(ctx context.Context, inc *incident.Incident) (int64, error) {
-	ids := make([]int64, 0, len(inc.Files))
-	for _, f := range inc.Files {
+// create uploads inc's files and creates its record; it returns the
+// record's id and the files' ids in the order of inc.Files.
+func (w *MessageWorker) create(ctx context.Context, inc *incident.Incident) (int64, []int64, error) {
+	ids, err := w.upload(ctx, inc.Files)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := inc.AttachFiles(ids); err != nil {
+		return 0, nil, ended("render_failed", err)
+	}
+	id, err := w.opts.Archer.CreateRecord(ctx, inc.Record)
+	if err != nil {
+		return 0, nil, w.archerFailure(fmt.Errorf("create record: %w", err))
+	}
+	return id, ids, nil
+}
+
+// upload uploads files to Archer and returns their ids in order.
+func (w *MessageWorker) upload(ctx context.Context, files []incident.File) ([]int64, error) {
+	ids := make([]int64, 0, len(files))
+	for _, f := range files {
 		rc, err := f.Open()
 		if err != nil {
-			return 0, ended("render_failed", fmt.Errorf("open %s: %w", f.Name, err))
+			return nil, ended("render_failed", fmt.Errorf("open %s: %w", f.Name, err))
 		}
 		id, err := w.opts.Archer.UploadAttachment(ctx, f.Name, rc)
 		_ = rc.Close()
 		if err != nil {
-			return 0, w.archerFailure(fmt.Errorf("upload %s: %w", f.Name, err))
+			return nil, w.archerFailure(fmt.Errorf("upload %s: %w", f.Name, err))
 		}
 		ids = append(ids, id)
 	}
-	if err := inc.AttachFiles(ids); err != nil {
-		return 0, ended("render_failed", err)
-	}
-	id, err := w.opts.Archer.CreateRecord(ctx, inc.Record)
-	if err != nil {
-		return 0, w.archerFailure(fmt.Errorf("create record: %w", err))
-	}
-	return id, nil
+	return ids, nil
 }
 
 // commit stores the record id, completes the job and queues the write-back,

@@ -54,6 +54,8 @@ type fakeArcher struct {
 	findErr    error
 	uploadErr  error
 	createErr  error
+	updateErr  error
+	updates    []update
 	finds      int
 	uploads    []string
 	contents   []string
@@ -77,6 +79,20 @@ func (a *fakeArcher) UploadAttachment(_ context.Context, name string, r io.Reade
 	a.uploads = append(a.uploads, name)
 	a.contents = append(a.contents, string(data))
 	return int64(900 + len(a.uploads)), nil
+}
+
+func (a *fakeArcher) UpdateRecord(_ context.Context, id int64, r *archer.Record) error {
+	if a.updateErr != nil {
+		return a.updateErr
+	}
+	a.updates = append(a.updates, update{id, r})
+	return nil
+}
+
+// update is one record update the fake Archer received.
+type update struct {
+	id  int64
+	rec *archer.Record
 }
 
 func (a *fakeArcher) CreateRecord(_ context.Context, r *archer.Record) (int64, error) {
@@ -309,7 +325,8 @@ func TestProcessTakesEveryBranch(t *testing.T) {
 				tc.arrange(b)
 			}
 			w := NewMessageWorker(b.opts)
-			record, adopted, err := w.process(context.Background(), testJob(tc.args), zerolog.Nop())
+			record, result, err := w.process(context.Background(), testJob(tc.args), zerolog.Nop())
+			adopted := result == "adopted"
 			if tc.reason == "" && err != nil {
 				t.Fatalf("process: %v", err)
 			}

@@ -22,7 +22,7 @@ import (
 	"github.com/riverqueue/river"
 )
 
-//go:embed samples/*.eml
+//go:embed samples/*.eml samples/campaign/*.eml
 var samples embed.FS
 
 // Sample is one of the reports shipped for the sandbox.
@@ -31,22 +31,99 @@ type Sample struct {
 	MIME []byte
 }
 
+// campaignReports are the people who report the campaign sample, and when
+// (its original was sent at 08:02:11).
+var campaignReports = []struct {
+	name, reporter string
+	at             time.Time
+}{
+	{"alice", "Alice Smith <alice@contoso.com>", time.Date(2026, 3, 17, 8, 9, 40, 0, time.UTC)},
+	{"bob", "Bob Brown <bob@contoso.com>", time.Date(2026, 3, 17, 8, 14, 5, 0, time.UTC)},
+	{"carol", "Carol White <carol@contoso.com>", time.Date(2026, 3, 17, 8, 31, 52, 0, time.UTC)},
+}
+
 // Samples returns the shipped sample reports in name order: a credential
 // phish with a lookalike domain, a malware attachment, a Report Message
-// report with a .msg original, a newsletter reported by mistake and an
-// inline forward.
+// report with a .msg original, a newsletter reported by mistake, an inline
+// forward, and a campaign: one DocuSign-style invoice phish from a
+// lookalike domain, stored once (samples/campaign) and reported by three
+// people, each report made with WrapAsReport.
 func Samples() []Sample {
-	entries, _ := fs.ReadDir(samples, "samples")
+	out := readSamples("samples")
+	for _, original := range readSamples("samples/campaign") {
+		base := strings.TrimSuffix(original.Name, ".eml")
+		for _, r := range campaignReports {
+			report, err := WrapAsReport(original.MIME, r.reporter, r.at)
+			if err != nil {
+				continue // the package's tests wrap every shipped original
+			}
+			out = append(out, Sample{Name: base + "-reported-by-" + r.name + ".eml", MIME: report})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// readSamples reads the .eml files of one embedded directory.
+func readSamples(dir string) []Sample {
+	entries, _ := fs.ReadDir(samples, dir)
 	var out []Sample
 	for _, e := range entries {
-		b, err := samples.ReadFile(path.Join("samples", e.Name()))
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".eml") {
+			continue
+		}
+		b, err := samples.ReadFile(path.Join(dir, e.Name()))
 		if err != nil {
 			continue
 		}
 		out = append(out, Sample{Name: e.Name(), MIME: b})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// WaitReports waits until the reports that landed in the simulated
+// Archer number at least n and returns the incident records: a record
+// counts its "Number of Reports" (1 when empty), so n delivered reports
+// are found whether each made its own record or several were grouped onto
+// one. Like WaitRecords, it looks again after every job event.
+//
+// A mapping that groups reports but counts them in another field (or in
+// none) cannot be read that way: then it waits until Graph has notified
+// every delivery and the queue is idle.
+func (sb *Sandbox) WaitReports(ctx context.Context, n int) ([]archersim.Record, error) {
+	events, stop := sb.App.Subscribe(jobEnds...)
+	defer stop()
+	for {
+		if m := sb.App.Mapping(); m != nil && m.Campaign != nil && m.Campaign.ReportCountField().Name != "Number of Reports" {
+			if err := sb.Graph.WaitDelivered(ctx); err != nil {
+				return nil, fmt.Errorf("sandbox: wait for Graph's notifications: %w", err)
+			}
+			if err := sb.WaitIdle(ctx); err != nil {
+				return nil, err
+			}
+			return sb.incidents(), nil
+		}
+		recs := sb.incidents()
+		got := 0
+		for _, r := range recs {
+			got += Reports(r)
+		}
+		if got >= n {
+			return recs, nil
+		}
+		if err := nextEvent(ctx, events); err != nil {
+			return recs, fmt.Errorf("sandbox: %d of %d reports in %d incidents after waiting: %w", got, n, len(recs), err)
+		}
+	}
+}
+
+// Reports is the number of reports a record stands for: its "Number of
+// Reports" field, or 1 when the field is empty or not a positive number.
+func Reports(r archersim.Record) int {
+	if n, ok := r.Fields["Number of Reports"].(float64); ok && n >= 1 && n <= 1<<30 {
+		return int(n)
+	}
+	return 1
 }
 
 // WaitRecords waits until the simulated Archer holds at least n records of
@@ -127,6 +204,11 @@ func nextEvent(ctx context.Context, events <-chan *river.Event) error {
 	}
 }
 
+// Incidents returns the simulated Archer's records of the mapping's
+// incident level, in creation order; none before the mapping's preflight
+// has passed.
+func (sb *Sandbox) Incidents() []archersim.Record { return sb.incidents() }
+
 // incidents are the records of the mapping's level; none before the
 // mapping's preflight has passed (nothing can have been created).
 func (sb *Sandbox) incidents() []archersim.Record {
@@ -145,10 +227,11 @@ func (sb *Sandbox) incidents() []archersim.Record {
 }
 
 // WriteTable prints one line per incident: the email's subject, the Archer
-// record id and the key fields.
+// record id, the number of reports it stands for (see Reports) and the key
+// fields.
 func WriteTable(w io.Writer, recs []archersim.Record) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	_, _ = fmt.Fprintln(tw, "RECORD\tREPORTED SUBJECT\tCATEGORY\tCRITICALITY\tSENDER\tAUTH\tOBSERVABLES")
+	_, _ = fmt.Fprintln(tw, "RECORD\tREPORTS\tREPORTED SUBJECT\tCATEGORY\tCRITICALITY\tSENDER\tAUTH\tOBSERVABLES")
 	for _, r := range recs {
 		f := r.Fields
 		auth := strings.TrimSpace(str(f["Authentication Results"]))
@@ -156,11 +239,64 @@ func WriteTable(w io.Writer, recs []archersim.Record) error {
 		if i := strings.Index(auth, " compauth"); i > 0 {
 			auth = auth[:i]
 		}
-		_, _ = fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\n", r.ID, cut(str(f["Reported Subject"]), 40),
+		_, _ = fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%s\t%s\t%s\t%d\n", r.ID, Reports(r), cut(str(f["Reported Subject"]), 40),
 			str(f["Incident Category"]), str(f["Criticality SOC"]), cut(str(f["Sender"]), 40), auth,
 			countLines(str(f["Observables"])))
 	}
 	return tw.Flush()
+}
+
+// Watcher reports the incident records created or updated since it last
+// looked, for a sandbox that prints changes as they land.
+type Watcher struct {
+	seen map[int64]time.Time
+}
+
+// NewWatcher returns a watcher that knows recs already.
+func NewWatcher(recs []archersim.Record) *Watcher {
+	w := &Watcher{seen: map[int64]time.Time{}}
+	for _, r := range recs {
+		w.seen[r.ID] = r.Updated
+	}
+	return w
+}
+
+// Changes returns one line per record of recs (the incidents, as
+// Sandbox.Incidents returns them) that is new or whose Updated time moved
+// since the watcher last saw it, in the records' order:
+// "record 239650 created: 1 report, Phishing, High: <subject>" or
+// "record 239650 updated: 3 reports".
+func (w *Watcher) Changes(recs []archersim.Record) []string {
+	var out []string
+	for _, r := range recs {
+		last, known := w.seen[r.ID]
+		switch {
+		case !known:
+			out = append(out, fmt.Sprintf("record %d created: %s, %s, %s: %s", r.ID, reportCount(Reports(r)),
+				orDash(str(r.Fields["Incident Category"])), orDash(str(r.Fields["Criticality SOC"])),
+				cut(str(r.Fields["Reported Subject"]), 60)))
+		case r.Updated.After(last):
+			out = append(out, fmt.Sprintf("record %d updated: %s", r.ID, reportCount(Reports(r))))
+		default:
+			continue
+		}
+		w.seen[r.ID] = r.Updated
+	}
+	return out
+}
+
+func reportCount(n int) string {
+	if n == 1 {
+		return "1 report"
+	}
+	return fmt.Sprintf("%d reports", n)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func str(v any) string {
@@ -201,14 +337,17 @@ func countLines(s string) int {
 	return n
 }
 
+// MaxDelivered is the largest email the control API takes.
+const MaxDelivered = 60 << 20
+
 // ControlHandler serves the sandbox's control API: POST /deliver with a raw
 // email as the body puts it into the mailbox and answers the message id.
 func (sb *Sandbox) ControlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /deliver", func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 60<<20))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxDelivered))
 		if err != nil || len(body) == 0 {
-			http.Error(w, "send the raw email (at most 60 MiB) as the body", http.StatusBadRequest)
+			http.Error(w, fmt.Sprintf("send the raw email (at most %d MiB) as the body", MaxDelivered>>20), http.StatusBadRequest)
 			return
 		}
 		id, err := sb.Deliver(body)

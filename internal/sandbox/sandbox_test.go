@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/mail2archer/mail2archer/internal/config"
 	"github.com/mail2archer/mail2archer/internal/pgdb"
+	"github.com/mail2archer/mail2archer/internal/sim/archersim"
 )
 
 // storeEnv runs the sandbox suite on PostgreSQL when set to "postgres"
@@ -57,12 +59,19 @@ func start(t testing.TB, opts Options) *Sandbox {
 	return sb
 }
 
+// TestSamplesBecomeIncidents delivers the default samples: eight reports
+// of six emails, the campaign sample's one original reported by three
+// people. What holds with campaign grouping on or off: every report lands
+// (a record counts its reports, 1 when the mapping keeps no count), and no
+// two emails share a record. How many records the campaign makes depends
+// on the grouping; TestTheDefaultSamplesFormACampaign checks that it is
+// one.
 func TestSamplesBecomeIncidents(t *testing.T) {
 	t.Parallel()
 	sb := start(t, Options{})
 	samples := Samples()
-	if len(samples) != 5 {
-		t.Fatalf("%d samples", len(samples))
+	if len(samples) != 8 {
+		t.Fatalf("%d samples, want 8", len(samples))
 	}
 	for _, s := range samples {
 		if _, err := sb.Deliver(s.MIME); err != nil {
@@ -71,16 +80,35 @@ func TestSamplesBecomeIncidents(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	recs, err := sb.WaitRecords(ctx, len(samples))
-	if err != nil {
+	if _, err := sb.WaitReports(ctx, len(samples)); err != nil {
 		t.Fatal(err)
 	}
+	if err := sb.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recs := sb.Incidents()
 	var table strings.Builder
 	_ = WriteTable(&table, recs)
 	t.Log("\n" + table.String())
-	if len(recs) != len(samples) {
-		t.Errorf("%d records for %d emails", len(recs), len(samples))
+	reports := map[string]int{} // reports per reported subject
+	for _, r := range recs {
+		reports[fmt.Sprint(r.Fields["Reported Subject"])] += Reports(r)
 	}
+	if total := totalReports(recs); total != len(samples) || len(reports) != 6 {
+		t.Errorf("%d reports of %d emails in %d records, want 8 reports of 6 emails", total, len(reports), len(recs))
+	}
+	if got := reports["Please DocuSign: Northwind_Invoice_INV-58813.pdf"]; got != 3 {
+		t.Errorf("the campaign sample counts %d reports, want 3: %v", got, reports)
+	}
+}
+
+// totalReports is the number of reports records stand for.
+func totalReports(recs []archersim.Record) int {
+	n := 0
+	for _, r := range recs {
+		n += Reports(r)
+	}
+	return n
 }
 
 func TestDeliverThroughTheControlAPI(t *testing.T) {

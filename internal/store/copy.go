@@ -122,11 +122,12 @@ const (
 	textColumn columnKind = iota
 	timeColumn
 	nullIntColumn
+	intColumn
 )
 
 // stateTables are the tables whose rows decide whether a target holds state:
 // a service that ran on it has stored at least one of them.
-var stateTables = []string{"m2a_subscription", "m2a_message", "m2a_delta_link"}
+var stateTables = []string{"m2a_subscription", "m2a_message", "m2a_delta_link", "m2a_campaign"}
 
 // copiedTables are the application's tables a copy carries, in order: the
 // subscriptions with their clientState secrets (Graph's subscriptions stay
@@ -144,6 +145,16 @@ var copiedTables = []copyTable{
 		{"mailbox", textColumn}, {"folder", textColumn}, {"link", textColumn}, {"updated_at", timeColumn}}},
 	{name: "m2a_setting", orderBy: "name", columns: []copyColumn{
 		{"name", textColumn}, {"value", textColumn}, {"created_at", timeColumn}}},
+	// Campaigns: grouped reports keep their records. Their writers' holds
+	// belong to the source's processes and are not carried.
+	{name: "m2a_campaign", orderBy: "id", columns: []copyColumn{
+		{"id", textColumn}, {"first_at", intColumn}, {"record_key", textColumn}, {"record_id", nullIntColumn},
+		{"applied", intColumn}, {"state", textColumn}}},
+	{name: "m2a_campaign_key", orderBy: "campaign_key", columns: []copyColumn{
+		{"campaign_key", textColumn}, {"campaign_id", textColumn}, {"first_at", intColumn}}},
+	{name: "m2a_campaign_report", orderBy: "mailbox, message_id", columns: []copyColumn{
+		{"mailbox", textColumn}, {"message_id", textColumn}, {"campaign_id", textColumn},
+		{"reporter", textColumn}, {"reported_at", intColumn}}},
 }
 
 // unfinishedStates are the states of a job that still has work to do.
@@ -275,6 +286,8 @@ func scanCopyRow(rows *sql.Rows, columns []copyColumn) ([]any, error) {
 			dest[i] = new(time.Time)
 		case nullIntColumn:
 			dest[i] = new(sql.NullInt64)
+		case intColumn:
+			dest[i] = new(int64)
 		default:
 			dest[i] = new(string)
 		}
@@ -291,6 +304,8 @@ func scanCopyRow(rows *sql.Rows, columns []copyColumn) ([]any, error) {
 			if v.Valid {
 				out[i] = v.Int64
 			}
+		case *int64:
+			out[i] = *v
 		case *string:
 			out[i] = *v
 		}

@@ -98,6 +98,21 @@ func fillSource(t *testing.T, jobList []sourceJob) string {
 	must(err)
 	_, err = s.TryAcquireLease(ctx, "subscriptions", "host-1", time.Now(), time.Minute)
 	must(err)
+	// A campaign of two reports, whose record exists, held by a job of the
+	// source's process (the hold is not carried).
+	c, _, err := s.JoinCampaign(ctx, []string{"mid:<p@evil.example>", "fp:1"}, 72*time.Hour, time.Now(),
+		CampaignReport{Mailbox: "phish@contoso.com", MessageID: "AAMk-done", Reporter: "alice@contoso.com", At: time.Now()}, "key-done")
+	must(err)
+	_, _, err = s.JoinCampaign(ctx, []string{"fp:1"}, 72*time.Hour, time.Now(),
+		CampaignReport{Mailbox: "phish@contoso.com", MessageID: "AAMk-intent", Reporter: "bob@contoso.com", At: time.Now()}, "key-intent")
+	must(err)
+	ok, err := s.HoldCampaign(ctx, c.ID, "job 7", time.Now(), time.Hour)
+	must(err)
+	if !ok {
+		t.Fatal("the campaign could not be held")
+	}
+	c.RecordID, c.Applied, c.Append, c.Done = 239643, 2, map[int64]string{24305: "hxxps://evil[.]example/a"}, []string{"phish@contoso.com/AAMk-done"}
+	must(s.SaveCampaignRecord(ctx, c, "job 7"))
 	must(s.ProbeWrite(ctx))
 	q, err := s.NewQueue(&river.Config{})
 	must(err)
@@ -185,7 +200,8 @@ func TestStoreCopyCarriesTheStateAndRequeuesPendingJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	want := []TableCount{{"m2a_subscription", 1}, {"m2a_message", 2}, {"m2a_delta_link", 1}, {"m2a_setting", 1}}
+	want := []TableCount{{"m2a_subscription", 1}, {"m2a_message", 2}, {"m2a_delta_link", 1}, {"m2a_setting", 1},
+		{"m2a_campaign", 1}, {"m2a_campaign_key", 2}, {"m2a_campaign_report", 2}}
 	if fmt.Sprint(res.Tables) != fmt.Sprint(want) {
 		t.Errorf("copied %v, want %v", res.Tables, want)
 	}

@@ -57,6 +57,10 @@ func OpenService(ctx context.Context, rawURL string, log zerolog.Logger) (*Store
 	// The lock proves that no other process uses this database: a lease
 	// left by a process that died is its own, and waiting for it to expire
 	// would only delay the start-up resync.
+	if _, err := s.db.ExecContext(ctx, `UPDATE m2a_campaign SET holder = '', held_until = 0 WHERE holder <> ''`); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("release campaigns held by a previous process: %w", err)
+	}
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM m2a_lease`); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("release leases of a previous process: %w", err)

@@ -192,7 +192,8 @@ func joinMessages(msgs []validationMessage) string {
 // (types, values lists, references, the strict mode), required fields may
 // not end up empty, and nothing changes when any message is returned. A
 // successful update sets the record's Updated time, which the Last Updated
-// field, Records and the record views show.
+// field, Records and the record views show, and calls the OnUpdate hook
+// before the answer is written.
 func (s *Server) handleUpdate(req *apiRequest) {
 	cb, err := decodeContent(req.body)
 	if err != nil {
@@ -203,19 +204,32 @@ func (s *Server) handleUpdate(req *apiRequest) {
 		writeJSON(req.w, http.StatusOK, failed(msg("ContentIdRequired", "The content Id is required to update a record.")))
 		return
 	}
+	id, hook, msgs := s.update(*cb.Content.ID, cb.Content.LevelID, cb.Content.FieldContents)
+	if len(msgs) > 0 {
+		writeJSON(req.w, http.StatusOK, failed(msgs...))
+		return
+	}
+	if hook != nil {
+		hook(id)
+	}
+	writeJSON(req.w, http.StatusOK, ok(map[string]any{"Id": id}))
+}
+
+// update validates and applies an update of record id, taking s.mu, and
+// returns the OnUpdate hook to call; levelID, when given, must be the
+// record's level. It changes nothing when it returns messages.
+func (s *Server) update(id int64, levelID *int64, contents map[string]json.RawMessage) (int64, func(int64), []validationMessage) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec := s.records[*cb.Content.ID]
+	rec := s.records[id]
 	if rec == nil {
-		writeJSON(req.w, http.StatusOK, failed(newMessage(contentController, "ValidationMessageTemplates:NoResourceFound", "No resource found.")))
-		return
+		return 0, nil, []validationMessage{newMessage(contentController, "ValidationMessageTemplates:NoResourceFound", "No resource found.")}
 	}
-	if cb.Content.LevelID != nil && *cb.Content.LevelID != rec.LevelID {
-		writeJSON(req.w, http.StatusOK, failed(msg("InvalidLevel", "The record %d does not belong to level %d.", rec.ID, *cb.Content.LevelID)))
-		return
+	if levelID != nil && *levelID != rec.LevelID {
+		return 0, nil, []validationMessage{msg("InvalidLevel", "The record %d does not belong to level %d.", rec.ID, *levelID)}
 	}
 	level := s.md.levels[rec.LevelID]
-	changes, msgs := s.parseFields(level, cb.Content.FieldContents)
+	changes, msgs := s.parseFields(level, contents)
 	merged := make(map[int64]*storedValue, len(rec.Fields)+len(changes))
 	for k, v := range rec.Fields {
 		merged[k] = v
@@ -229,12 +243,11 @@ func (s *Server) handleUpdate(req *apiRequest) {
 	}
 	msgs = append(msgs, requiredMessages(level, merged)...)
 	if len(msgs) > 0 {
-		writeJSON(req.w, http.StatusOK, failed(msgs...))
-		return
+		return 0, nil, msgs
 	}
 	rec.Fields = merged
 	rec.Updated = s.clock().UTC()
-	writeJSON(req.w, http.StatusOK, ok(map[string]any{"Id": rec.ID}))
+	return rec.ID, s.onUpdate, nil
 }
 
 // parseFields converts FieldContents into stored values. A field present

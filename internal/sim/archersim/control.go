@@ -273,3 +273,12 @@ func (s *Server) OnCreate(fn func(id int64)) {
 	defer s.mu.Unlock()
 	s.onCreate = fn
 }
+
+// OnUpdate sets a function called after a record update is stored, and
+// before Archer's answer is written: the moment at which a crash leaves
+// Archer changed and the client unaware. Nil removes it.
+func (s *Server) OnUpdate(fn func(id int64)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onUpdate = fn
+}

@@ -88,6 +88,7 @@ type Server struct {
 	callCount     int
 	faults        faults
 	onCreate      func(id int64)
+	onUpdate      func(id int64)
 }
 
 type faults struct {

@@ -35,11 +35,13 @@ iframe{width:100%;border:1px dashed #bbb;background:#fff}</style></head><body>
 // richFrameStyle styles the document inside a rich text frame.
 const richFrameStyle = `<style>body{font-family:sans-serif;font-size:14px;margin:4px;overflow-wrap:anywhere}</style>`
 
-// serveRecordsHTML renders every record, newest first, with every field by
-// name. Text fields whose display control is a rich text area are rendered as
-// Archer renders them, their stored HTML interpreted, but inside a sandboxed
-// frame (no allow-scripts, no allow-same-origin) under the page's strict
-// policy; every other value, single-line text included, is shown as text.
+// serveRecordsHTML renders every record, newest first, with its Created
+// and Updated times and every active field of its level by name, empty
+// ones included. Text fields whose display control is a rich text area are
+// rendered as Archer renders them, their stored HTML interpreted, but
+// inside a sandboxed frame (no allow-scripts, no allow-same-origin) under
+// the page's strict policy; every other value, single-line text included,
+// is shown as text.
 // The page is written with html.EscapeString, not a template engine, so the
 // package executes no template.
 func (s *Server) serveRecordsHTML(w http.ResponseWriter, r *http.Request) {
@@ -66,21 +68,22 @@ func (s *Server) serveRecordsHTML(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, b.String())
 }
 
-// writeRecordHTML writes one record's section. The metadata it reads is
-// immutable, so no lock is needed.
+// writeRecordHTML writes one record's section: its Created and Updated
+// times, then every active field of its level in the fixture's order, as
+// Archer's record page lists the fields of its layout, an empty field
+// marked as such. The metadata it reads is immutable, so no lock is needed.
 func (s *Server) writeRecordHTML(b *strings.Builder, rec Record) {
 	level := s.md.levels[rec.LevelID]
 	esc := html.EscapeString
 	fmt.Fprintf(b, "<section><h2>%s #%d</h2>\n<table>\n", esc(rec.Level), rec.ID)
 	fmt.Fprintf(b, "<tr><th>Created</th><td>%s</td></tr>\n", esc(rec.Created.Format("2006-01-02 15:04:05 MST")))
 	fmt.Fprintf(b, "<tr><th>Updated</th><td>%s</td></tr>\n", esc(rec.Updated.Format("2006-01-02 15:04:05 MST")))
-	names := make([]string, 0, len(rec.Fields))
-	for n := range rec.Fields {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		v := rec.Fields[n]
+	for _, n := range fieldNames(level, rec) {
+		v, set := rec.Fields[n]
+		if !set {
+			fmt.Fprintf(b, "<tr><th>%s</th><td><small>empty</small></td></tr>\n", esc(n))
+			continue
+		}
 		text, isText := v.(string)
 		if isText && level != nil && level.richText[n] {
 			fmt.Fprintf(b, "<tr><th>%s <small>(rich text)</small></th><td>", esc(n))
@@ -91,6 +94,31 @@ func (s *Server) writeRecordHTML(b *strings.Builder, rec Record) {
 		fmt.Fprintf(b, "<tr><th>%s</th><td><pre>%s</pre></td></tr>\n", esc(n), esc(display(v)))
 	}
 	b.WriteString("</table></section>\n")
+}
+
+// fieldNames lists the names of the level's active fields in the fixture's
+// order, each once (Records keys values by name, a later field of the same
+// name winning), then, sorted, any name of the record the level does not
+// define.
+func fieldNames(level *levelMeta, rec Record) []string {
+	seen := map[string]bool{}
+	var names []string
+	if level != nil {
+		for _, fm := range level.fields {
+			if fm.active && !seen[fm.Name] {
+				seen[fm.Name] = true
+				names = append(names, fm.Name)
+			}
+		}
+	}
+	var rest []string
+	for n := range rec.Fields {
+		if !seen[n] {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	return append(names, rest...)
 }
 
 // writeRichFrame writes a sandboxed frame whose document is the stored

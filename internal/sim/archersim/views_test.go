@@ -42,7 +42,7 @@ func TestBuiltInFixtureDeclaresEachTextFieldsDisplayControl(t *testing.T) {
 	want := map[string]bool{ // name → rich text
 		"Title": false, "Reporter": false, "Sender": false, "Reported Subject": false,
 		"Authentication Results": false, "SIEM Name": false, "Reported Email Key": false,
-		"Incident Description": true, "Observables": true, "Legacy Notes": true,
+		"Incident Description": true, "Observables": true, "Legacy Notes": true, "Reporters": true,
 	}
 	f := archersim.DefaultFixture()
 	got := map[string]bool{}
