@@ -3,8 +3,8 @@ package sandbox
 import (
 	"fmt"
 	"net/http"
-	"slices"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
