@@ -220,7 +220,7 @@ func TestWatchRecordsPrintsEachCreateAndUpdate(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		watchRecords(ctx, lineWriter(lines), incidents, time.Millisecond)
+		watchRecords(ctx, lineWriter(lines), incidents, func(int) []string { return nil }, time.Millisecond)
 	}()
 	for _, w := range want {
 		if got := <-lines; got != w {

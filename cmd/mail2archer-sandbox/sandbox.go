@@ -96,15 +96,27 @@ func sandboxCmd(args []string, stdout, stderr io.Writer) int {
 			}
 			_, _ = fmt.Fprintf(stdout, "delivered %s\n", s.Name)
 		}
-		// Reports of one phish may go onto one record, so the wait counts
-		// reports, not records.
-		recs, err := sb.WaitReports(wctx, len(samples))
+		recs, err := sb.WaitSettled(wctx)
 		if err != nil {
 			_, _ = fmt.Fprintln(stderr, err)
 			return 1
 		}
-		_, _ = fmt.Fprintf(stdout, "\n%d reports made %d incidents in Archer, %s after start:\n\n", len(samples), len(recs), time.Since(start).Round(time.Millisecond))
+		inRecords := 0
+		for _, r := range recs {
+			inRecords += sandbox.Reports(r)
+		}
+		skipped := ""
+		if n := len(samples) - inRecords; n > 0 {
+			skipped = fmt.Sprintf(" (%d skipped by a rule)", n)
+		}
+		_, _ = fmt.Fprintf(stdout, "\n%d reports made %d incidents in Archer%s, %s after start:\n\n", len(samples), len(recs), skipped, time.Since(start).Round(time.Millisecond))
 		_ = sandbox.WriteTable(stdout, recs)
+		if lines := sb.AckLines(0); len(lines) > 0 {
+			_, _ = fmt.Fprintln(stdout)
+			for _, l := range lines {
+				_, _ = fmt.Fprintln(stdout, l)
+			}
+		}
 	}
 	_, _ = fmt.Fprintf(stdout, `
 Where to look:
@@ -117,15 +129,17 @@ Where to look:
   jobs          M2A_DATABASE_URL=sqlite://%[4]s/mail2archer.db bin/mail2archer jobs list
 Press Ctrl-C to stop.
 `, sb.ServiceURL(), sb.ArcherURL, *control, *dir, sb.App.AdminAddr())
-	watchRecords(ctx, stdout, sb.Incidents, 250*time.Millisecond)
+	watchRecords(ctx, stdout, sb.Incidents, sb.AckLines, 250*time.Millisecond)
 	_, _ = fmt.Fprintln(stdout, "\nstopping")
 	return 0
 }
 
 // watchRecords prints one line per incident record created or updated
-// (sandbox.Watcher), looking every interval, until ctx ends.
-func watchRecords(ctx context.Context, w io.Writer, incidents func() []archersim.Record, every time.Duration) {
+// (sandbox.Watcher) and per acknowledgment sent, looking every interval,
+// until ctx ends.
+func watchRecords(ctx context.Context, w io.Writer, incidents func() []archersim.Record, acks func(from int) []string, every time.Duration) {
 	watcher := sandbox.NewWatcher(incidents())
+	seen := len(acks(0))
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -135,6 +149,11 @@ func watchRecords(ctx context.Context, w io.Writer, incidents func() []archersim
 		case <-tick.C:
 		}
 		for _, line := range watcher.Changes(incidents()) {
+			_, _ = fmt.Fprintln(w, line)
+		}
+		lines := acks(seen)
+		seen += len(lines)
+		for _, line := range lines {
 			_, _ = fmt.Fprintln(w, line)
 		}
 	}

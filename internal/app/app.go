@@ -182,7 +182,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		Graph: pipelineGraph{gc}, Spool: mimeSpool, Archer: a.archer, Store: a.store, Campaigns: a.store, Mapping: a.mapper.Compiled,
 		DecideGraph: graph.Decide, DecideArcher: archer.Decide, Health: a.health,
 		OperatorWait: opts.OperatorWait, TrustLocalState: cfg.TrustLocalState,
-		Email:     email.Options{InternalDomains: cfg.InternalDomains},
+		Email: email.Options{InternalDomains: cfg.InternalDomains}, Mailboxes: cfg.Mailboxes,
 		WriteBack: wb, Timeout: jobTimeout(cfg, opts), Metrics: pm, Logger: log, Now: opts.Now,
 	}))
 	wbw, err := pipeline.NewWriteBackWorker(pipelineGraph{gc}, graph.Decide, wb, pm, log)
@@ -190,6 +190,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, fmt.Errorf("M2A_WRITEBACK_CATEGORY: %w", err)
 	}
 	river.AddWorker(workers, wbw)
+	river.AddWorker(workers, pipeline.NewAckWorker(pipelineGraph{gc}, graph.Decide, pm, log))
 	river.AddWorker(workers, pipeline.NewLifecycleWorker(a.subs))
 	a.queue, err = a.store.NewQueue(queueConfig(cfg, a.store, opts, workers, log))
 	if err != nil {

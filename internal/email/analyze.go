@@ -27,6 +27,12 @@ func ReportHeaderNames() []string {
 		"X-Forefront-Antispam-Report",
 		"X-Microsoft-Antispam",
 		"X-Originating-IP",
+		// Whether the report is an automatic message, which never gets an
+		// acknowledgment (RFC 3834).
+		"Auto-Submitted",
+		"Content-Type",
+		"Precedence",
+		"X-Auto-Response-Suppress",
 	}
 }
 

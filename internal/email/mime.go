@@ -483,6 +483,10 @@ func (a *analyzer) messageFromHeader(h textproto.MIMEHeader, label string) *Mess
 		m.Received = append(m.Received, parseReceived(v))
 	}
 	m.Auth = parseAuth(h)
+	var cut bool
+	if m.Headers, cut = headerMap(h); cut {
+		a.warn("%s: more than %d header values; the rest are not kept for the mapping's rules", label, MaxHeaderFields)
+	}
 	m.connectingIP = strings.TrimSpace(antispamFields(get("X-Forefront-Antispam-Report"))["CIP"])
 	return m
 }

@@ -118,6 +118,14 @@ type Message struct {
 	// Graph item attachment), "msg" (attached Outlook .msg),
 	// "inline-forward" (recovered from a forwarded body), or "self".
 	Source string `json:"source"`
+	// Headers holds the message's header fields by lower-case name, each
+	// name with its values in header order: unfolded, not RFC 2047
+	// decoded, invalid UTF-8 replaced, each cut to MaxHeaderValueBytes. At
+	// most MaxHeaderFields values are kept (every name's first value
+	// before any name's second). An original recovered from an inline
+	// forward has none: a forwarded body holds no real header. It is not
+	// part of the JSON form.
+	Headers map[string][]string `json:"-"`
 
 	// connectingIP is the CIP of X-Forefront-Antispam-Report.
 	connectingIP string

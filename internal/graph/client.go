@@ -98,8 +98,8 @@ type Config struct {
 	MailboxBurst int
 	// MaxRetries is how often the SDK retries a 429, 503 or 504 (and the
 	// credential retries the token endpoint) before the error reaches the
-	// caller. Zero means the default of 3; a negative value disables
-	// retries; at most 10.
+	// caller; SendMail is never retried. Zero means the default of 3; a
+	// negative value disables retries; at most 10.
 	MaxRetries int
 	// RetryDelay is the base of the SDK's exponential backoff when the
 	// server sends no Retry-After. It is rounded up to whole seconds; zero
@@ -124,6 +124,8 @@ type Client struct {
 	// the SDK's root client would make every builder of Graph reachable
 	// and keep them all in the binary.
 	adapter abstractions.RequestAdapter
+	// cred is the credential behind adapter; AppRoles reads its token.
+	cred    azcore.TokenCredential
 	baseURL string
 	limits  *mailboxLimits
 	maxMIME int64
@@ -359,6 +361,7 @@ func newWithCredential(cfg Config, cred azcore.TokenCredential, log zerolog.Logg
 	}
 	return &Client{
 		adapter: adapter,
+		cred:    cred,
 		baseURL: base,
 		limits:  limits,
 		maxMIME: maxMIME,
@@ -409,8 +412,13 @@ func newHTTPClient(cfg Config, limits *mailboxLimits) *http.Client {
 	retryOpts := &khttp.RetryHandlerOptions{
 		MaxRetries:   max(retries, 0),
 		DelaySeconds: delaySec,
-		ShouldRetry: func(_ time.Duration, _ int, _ *http.Request, resp *http.Response) bool {
+		ShouldRetry: func(_ time.Duration, _ int, req *http.Request, resp *http.Response) bool {
 			if retries < 0 {
+				return false
+			}
+			// A sendMail is never resent: the caller decides, knowing
+			// whether the message may have gone out (see SendMail).
+			if oneShotFrom(req.Context()) != nil {
 				return false
 			}
 			if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok && d > maxAfter {
@@ -433,7 +441,7 @@ func newHTTPClient(cfg Config, limits *mailboxLimits) *http.Client {
 		msgraphcore.NewGraphTelemetryHandler(&opts),
 		khttp.NewUrlReplaceHandler(true, msgraphcore.ReplacementPairs),
 	}, kiota...)
-	transport := khttp.NewCustomTransportWithParentTransport(&limitTransport{next: parent, limits: limits}, mws...)
+	transport := khttp.NewCustomTransportWithParentTransport(&limitTransport{next: &oneShotTransport{next: parent}, limits: limits}, mws...)
 	return &http.Client{
 		Transport: transport,
 		Timeout:   timeout,

@@ -66,6 +66,14 @@ type Error struct {
 	Class Class
 	// RetryAfter is the wait Graph asked for (ClassRetryAfter).
 	RetryAfter time.Duration
+	// MaybeSent is set by SendMail alone, for a failure after which
+	// Exchange may have taken the message all the same: no answer after
+	// the request went out whole (a timeout, a reset connection, a
+	// cancelled context), a 504, or another 5xx but 503 with Retry-After.
+	// Sending again could deliver the message twice, so it takes
+	// precedence over Class: Decide ends the work with the reason
+	// "ack_maybe_sent" whatever the class says.
+	MaybeSent bool
 	// Err is the underlying error.
 	Err error
 }
@@ -92,6 +100,9 @@ func (e *Error) Error() string {
 	}
 	if e.Class == ClassRetryAfter {
 		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
+	if e.MaybeSent {
+		b.WriteString(" (the message may have been sent)")
 	}
 	return b.String()
 }
@@ -324,7 +335,10 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 // backoff; 401, 403 and a mailbox or folder that does not exist wait for an
 // operator (a credential, a permission, an application access policy); a
 // message deleted before it was read (404 ErrorItemNotFound), 410 and
-// other 4xx end the work.
+// other 4xx end the work. A SendMail failure after which the message may
+// have gone out (Error.MaybeSent) ends the work with the reason
+// "ack_maybe_sent", whatever its class: sending again could deliver it
+// twice, and the Fix tells the operator how to find out.
 func Decide(err error) outcome.Decision {
 	d := outcome.Decision{Component: "graph", Action: outcome.Retry, Reason: "graph_error"}
 	var ge *Error
@@ -332,6 +346,10 @@ func Decide(err error) outcome.Decision {
 		if errors.Is(err, context.Canceled) {
 			d.Reason = "graph_cancelled"
 		}
+		return d
+	}
+	if ge.MaybeSent {
+		d.Action, d.Reason, d.Fix = outcome.End, "ack_maybe_sent", maybeSentFix(ge)
 		return d
 	}
 	switch ge.Class {
@@ -356,6 +374,20 @@ func Decide(err error) outcome.Decision {
 		}
 	}
 	return d
+}
+
+// maybeSentFix tells the operator that a message may or may not have gone
+// out, and how to find out.
+func maybeSentFix(e *Error) string {
+	what := "the connection broke or timed out after the request was sent"
+	if e.Status != 0 {
+		what = "Graph answered " + strconv.Itoa(e.Status)
+		if e.Code != "" {
+			what += " " + e.Code
+		}
+	}
+	return "the reply may or may not have gone out (" + e.Op + ": " + what + "); it is not sent again, so that nobody receives it twice: " +
+		"look for it in the mailbox's Sent Items or in the Exchange Online message trace, and send it by hand if it is missing"
 }
 
 // statusError is a failed response read by a response handler of ours

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptrace"
 	"net/mail"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
@@ -61,7 +64,20 @@ func (c *Client) sendMailBuilder(mailbox string) *users.ItemSendMailRequestBuild
 // ErrorAccessDenied, which is a ClassPermission error whose message names
 // Mail.Send. A message that fails the checks below, or that Graph refuses
 // with 400 (ErrorInvalidRecipients for an address it cannot resolve), is
-// ClassPermanent; throttling and outages classify as for every call.
+// ClassPermanent.
+//
+// The request goes out at most once: neither the SDK's retry handler nor
+// this client's transports resend it, since Exchange may have taken a
+// message whose answer went missing. A 429, or a 503 with Retry-After,
+// means Graph took nothing; it is ClassRetryAfter (or ClassTransient
+// without Retry-After) and the caller may try again later. A failure after
+// which the message may have gone out (no answer once the request was
+// written whole, a 504, or another 5xx but 503 with Retry-After) sets
+// Error.MaybeSent, and Decide then ends the work instead of sending twice.
+// A failure before the request left (no connection, no token) is
+// ClassTransient or ClassPermission as for every call. net/http itself
+// resends only a request the server provably did not process (nothing
+// written, an HTTP/2 stream refused or above a GOAWAY's last stream).
 // The call counts against the mailbox's request limits like the others.
 //
 // m is checked before anything is sent: at least one valid recipient, a
@@ -77,13 +93,111 @@ func (c *Client) SendMail(ctx context.Context, mailbox string, m OutgoingMessage
 		return &Error{Op: op, Class: ClassPermanent, Message: err.Error(), Err: err}
 	}
 	st := &callState{mailbox: mailbox}
-	// The body goes uncompressed, as every body of this client (see
-	// newHTTPClient): a retry then resends the same bytes.
-	err = c.sendMailBuilder(mailbox).Post(withCall(ctx, st), body, nil)
+	shot := &oneShot{}
+	err = c.sendMailBuilder(mailbox).Post(withOneShot(withCall(ctx, st), shot), body, nil)
 	if err == nil {
 		return nil
 	}
-	return c.wrap(op, mailbox, st, err)
+	werr := c.wrap(op, mailbox, st, err)
+	var e *Error
+	if errors.As(werr, &e) {
+		status, _, _ := st.last()
+		e.MaybeSent = maybeSent(e, status, shot)
+	}
+	return werr
+}
+
+// maybeSent tells whether a failed sendMail may have been taken by
+// Exchange: lastStatus is the status of the response the transport saw,
+// if any, and shot what became of the request on the wire.
+func maybeSent(e *Error, lastStatus int, shot *oneShot) bool {
+	switch {
+	case lastStatus >= 200 && lastStatus < 300:
+		// Graph accepted the message; what failed came after.
+		return true
+	case e.Status == http.StatusServiceUnavailable:
+		// With Retry-After Graph turned the request away unprocessed.
+		return e.Class != ClassRetryAfter
+	case e.Status >= 500:
+		// A 504 or another server error: the backend may have finished
+		// the work after the front end gave up.
+		return true
+	case e.Status != 0:
+		return false
+	}
+	return shot.mayHaveArrived()
+}
+
+// oneShot travels in the context of a request that must reach the server
+// at most once. newHTTPClient's retry policy never resends it, and
+// oneShotTransport records how far it got on the wire, so that a failure
+// without an answer can be told apart: not sent, or maybe sent. The flags
+// are set from net/http's goroutines, hence atomic.
+type oneShot struct {
+	attempted atomic.Bool // the request reached the parent transport
+	getConn   atomic.Bool // net/http looked for a connection (tracing works)
+	gotConn   atomic.Bool // a connection was obtained
+	wroteOK   atomic.Bool // the request was written whole
+	wroteErr  atomic.Bool // writing the request failed
+}
+
+type oneShotKey struct{}
+
+func withOneShot(ctx context.Context, s *oneShot) context.Context {
+	return context.WithValue(ctx, oneShotKey{}, s)
+}
+
+func oneShotFrom(ctx context.Context) *oneShot {
+	s, _ := ctx.Value(oneShotKey{}).(*oneShot)
+	return s
+}
+
+// mayHaveArrived reports whether a request that got no answer may have
+// reached the server whole. It answers no only when it knows: the request
+// never got to the transport, never got a connection, or its write
+// failed. A transport that reports nothing through net/http/httptrace
+// leaves it unknown, which counts as maybe.
+func (s *oneShot) mayHaveArrived() bool {
+	switch {
+	case !s.attempted.Load():
+		return false
+	case s.wroteOK.Load():
+		return true
+	case !s.getConn.Load():
+		return true
+	case !s.gotConn.Load():
+		return false
+	case s.wroteErr.Load():
+		return false
+	}
+	return true
+}
+
+// oneShotTransport sits right above the parent transport and follows a
+// one-shot request through net/http/httptrace. It sees only the Graph
+// request itself: the credential fetches tokens through its own client.
+type oneShotTransport struct {
+	next http.RoundTripper
+}
+
+func (t *oneShotTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	s := oneShotFrom(req.Context())
+	if s == nil {
+		return t.next.RoundTrip(req)
+	}
+	s.attempted.Store(true)
+	trace := &httptrace.ClientTrace{
+		GetConn: func(string) { s.getConn.Store(true) },
+		GotConn: func(httptrace.GotConnInfo) { s.gotConn.Store(true) },
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				s.wroteOK.Store(true)
+			} else {
+				s.wroteErr.Store(true)
+			}
+		},
+	}
+	return t.next.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
 }
 
 // requestBody checks the message and builds the sendMail request body.

@@ -3,11 +3,16 @@ package graph
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/mail2archer/mail2archer/internal/outcome"
 	"github.com/mail2archer/mail2archer/internal/sim/graphsim"
@@ -89,8 +94,7 @@ func TestSendMailThroughTheSDK(t *testing.T) {
 	if msg["subject"] != m.Subject || body["contentType"] != "html" || body["content"] != m.HTML {
 		t.Errorf("message = %v", msg)
 	}
-	// Sent uncompressed, so that a retry resends a readable body (see
-	// TestSendMailRetriedAfter503SendsOnce).
+	// Sent uncompressed, as every body of this client (kiota-http-go#183).
 	for _, r := range b.sim.Requests() {
 		if strings.HasSuffix(r.Path, "/sendMail") && (r.Gzipped || r.Header.Get("Content-Encoding") != "") {
 			t.Errorf("sendMail went out with Content-Encoding %q", r.Header.Get("Content-Encoding"))
@@ -201,11 +205,34 @@ func TestSendMailFailuresDecide(t *testing.T) {
 			action: outcome.Snooze, reason: "graph_throttled", after: 7 * time.Second,
 		},
 		{
+			name:    "403 when the token lacks Mail.Send",
+			opts:    graphsim.Options{AppRoles: []string{"Mail.Read", "Mail.ReadWrite"}},
+			prepare: func(t *testing.T, b *bundle) {},
+			action:  outcome.WaitOperator, reason: "graph_permission",
+			fix: []string{"Mail.Send", "admin consent", "Access is denied. Check credentials and try again."},
+		},
+		{
+			name: "429 with Retry-After",
+			prepare: func(t *testing.T, b *bundle) {
+				b.sim.SetFaults(graphsim.Fault{Route: graphsim.RouteSendMail, Status: http.StatusTooManyRequests, RetryAfter: 3 * time.Second})
+			},
+			action: outcome.Snooze, reason: "graph_throttled", after: 3 * time.Second,
+		},
+		{
 			name: "503 without Retry-After",
 			prepare: func(t *testing.T, b *bundle) {
 				b.sim.SetFaults(graphsim.Fault{Route: graphsim.RouteSendMail, Status: http.StatusServiceUnavailable})
 			},
-			action: outcome.Retry, reason: "graph_transient",
+			action: outcome.End, reason: "ack_maybe_sent",
+			fix: []string{"may or may not have gone out", "503", "Sent Items", "message trace"},
+		},
+		{
+			name: "504 with Retry-After",
+			prepare: func(t *testing.T, b *bundle) {
+				b.sim.SetFaults(graphsim.Fault{Route: graphsim.RouteSendMail, Status: http.StatusGatewayTimeout, RetryAfter: 5 * time.Second})
+			},
+			action: outcome.End, reason: "ack_maybe_sent",
+			fix: []string{"may or may not have gone out", "504 GatewayTimeout"},
 		},
 		{
 			name: "mailbox budget spent",
@@ -252,21 +279,195 @@ func TestSendMailFailuresDecide(t *testing.T) {
 	}
 }
 
-// TestSendMailRetriedAfter503SendsOnce: the SDK retries a 503 that Graph
-// answered before accepting anything; exactly one message goes out. With
-// the SDK's request compression the retry carried "Content-Encoding: gzip"
-// over an uncompressed body and ended in 400 (microsoft/kiota-http-go#183).
-func TestSendMailRetriedAfter503SendsOnce(t *testing.T) {
+// sendMailCount counts the sendMail requests that reached the simulator.
+func sendMailCount(sim *graphsim.Server) int {
+	n := 0
+	for _, r := range sim.Requests() {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/sendMail") {
+			n++
+		}
+	}
+	return n
+}
+
+// setupProto is setup with the simulator speaking HTTP/2 when h2 is set;
+// the bundle has no webhook. proto returns the protocol of the last
+// request the simulator received.
+func setupProto(t *testing.T, opts graphsim.Options, h2 bool, mutate ...func(*Config)) (b *bundle, proto func() string) {
+	t.Helper()
+	opts.TenantID, opts.AppID, opts.ClientSecret, opts.AllowHTTP = testTenant, testApp, testSecret, true
+	sim := graphsim.New(opts)
+	var last atomic.Value
+	last.Store("")
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		last.Store(r.Proto)
+		sim.ServeHTTP(w, r)
+	}))
+	srv.EnableHTTP2 = h2
+	srv.StartTLS()
+	t.Cleanup(func() {
+		sim.Close()
+		srv.Close()
+	})
+	sim.AddMailbox(testMailbox)
+	cfg := Config{
+		TenantID: testTenant, ClientID: testApp, ClientSecret: testSecret,
+		BaseURL: srv.URL + "/v1.0", AuthorityHost: srv.URL, HTTPClient: srv.Client(),
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	c, err := New(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bundle{sim: sim, srv: srv, client: c}, func() string { return last.Load().(string) }
+}
+
+// TestSendMailIsSentAtMostOnce: whatever goes wrong, one sendMail request
+// leaves this client, with the SDK's retries on (MaxRetries 3). Where
+// Graph turned the request away (429 or 503 with Retry-After) the work
+// snoozes; where the message may have gone out it ends as
+// ack_maybe_sent, over HTTP/1.1 and HTTP/2 alike.
+func TestSendMailIsSentAtMostOnce(t *testing.T) {
 	t.Parallel()
-	b := setup(t, graphsim.Options{}, func(c *Config) { c.MaxRetries = 1 })
-	b.sim.SetFaults(graphsim.Fault{Route: graphsim.RouteSendMail, Status: http.StatusServiceUnavailable, RetryAfter: time.Second, Times: 1})
-	if err := b.client.SendMail(context.Background(), testMailbox, ack()); err != nil {
-		t.Fatalf("the SDK should have retried the 503: %v", err)
+	fault := func(status int, retryAfter time.Duration) graphsim.Fault {
+		return graphsim.Fault{Route: graphsim.RouteSendMail, Status: status, RetryAfter: retryAfter}
 	}
-	if n := len(sendMailRequests(t, b.sim)); n != 2 {
-		t.Errorf("%d sendMail requests, want the 503 and its retry", n)
+	tests := []struct {
+		name    string
+		fault   graphsim.Fault
+		timeout time.Duration
+		h2      bool
+		action  outcome.Action
+		reason  string
+		// delivered is how many messages the simulator took.
+		delivered int
+	}{
+		{name: "202", action: -1, delivered: 1},
+		{name: "429 with Retry-After", fault: fault(429, time.Second), action: outcome.Snooze, reason: "graph_throttled"},
+		{name: "503 with Retry-After", fault: fault(503, time.Second), action: outcome.Snooze, reason: "graph_throttled"},
+		{name: "503 without Retry-After", fault: fault(503, 0), action: outcome.End, reason: "ack_maybe_sent"},
+		{name: "504", fault: fault(504, 0), action: outcome.End, reason: "ack_maybe_sent"},
+		{name: "504 with Retry-After", fault: fault(504, time.Second), action: outcome.End, reason: "ack_maybe_sent"},
+		{name: "500", fault: fault(500, 0), action: outcome.End, reason: "ack_maybe_sent"},
+		{name: "502", fault: fault(502, 0), action: outcome.End, reason: "ack_maybe_sent"},
+		{name: "reset after the message was taken", fault: graphsim.Fault{Route: graphsim.RouteSendMail, Reset: true},
+			action: outcome.End, reason: "ack_maybe_sent", delivered: 1},
+		{name: "reset after the message was taken, HTTP/2", fault: graphsim.Fault{Route: graphsim.RouteSendMail, Reset: true}, h2: true,
+			action: outcome.End, reason: "ack_maybe_sent", delivered: 1},
+		{name: "timeout awaiting the answer", fault: graphsim.Fault{Route: graphsim.RouteSendMail, Latency: time.Minute}, timeout: 300 * time.Millisecond,
+			action: outcome.End, reason: "ack_maybe_sent"},
+		{name: "timeout awaiting the answer, HTTP/2", fault: graphsim.Fault{Route: graphsim.RouteSendMail, Latency: time.Minute}, timeout: 300 * time.Millisecond, h2: true,
+			action: outcome.End, reason: "ack_maybe_sent"},
 	}
-	if n := len(b.sim.SentMessages()); n != 1 {
-		t.Errorf("%d messages went out, want 1", n)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b, proto := setupProto(t, graphsim.Options{}, tt.h2, func(c *Config) { c.MaxRetries, c.RetryDelay = 3, time.Second })
+			if tt.fault.Route != "" {
+				b.sim.SetFaults(tt.fault)
+			}
+			ctx := context.Background()
+			if tt.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
+				defer cancel()
+			}
+			err := b.client.SendMail(ctx, testMailbox, ack())
+			if n := sendMailCount(b.sim); n != 1 {
+				t.Errorf("%d sendMail requests left the client, want 1", n)
+			}
+			if n := len(b.sim.SentMessages()); n != tt.delivered {
+				t.Errorf("the simulator took %d messages, want %d", n, tt.delivered)
+			}
+			if want := map[bool]string{false: "HTTP/1.1", true: "HTTP/2.0"}[tt.h2]; proto() != want {
+				t.Errorf("the request went over %s, want %s", proto(), want)
+			}
+			if tt.action < 0 {
+				if err != nil {
+					t.Fatalf("SendMail: %v", err)
+				}
+				return
+			}
+			e := asError(t, err)
+			if d := Decide(err); d.Action != tt.action || d.Reason != tt.reason {
+				t.Errorf("Decide(%v) = %s %s, want %s %s", err, d.Action, d.Reason, tt.action, tt.reason)
+			}
+			if e.MaybeSent != (tt.reason == "ack_maybe_sent") {
+				t.Errorf("MaybeSent = %v for %v", e.MaybeSent, err)
+			}
+		})
+	}
+}
+
+// TestSendMailWithoutAConnectionIsNotMaybeSent: a request that never
+// found its server cannot have been taken; it is an ordinary transient
+// failure, retried by the work like any other.
+func TestSendMailWithoutAConnectionIsNotMaybeSent(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	_ = l.Close()
+	// The token still comes from the simulator; Graph is nowhere.
+	b := setup(t, graphsim.Options{}, func(c *Config) { c.BaseURL = "https://" + closed + "/v1.0" })
+	err = b.client.SendMail(context.Background(), testMailbox, ack())
+	e := asError(t, err)
+	if e.MaybeSent || e.Class != ClassTransient {
+		t.Fatalf("SendMail to a closed port: %v (class %s, maybe sent %v), want a transient failure that sent nothing", err, e.Class, e.MaybeSent)
+	}
+	if d := Decide(err); d.Action != outcome.Retry || d.Reason != "graph_transient" {
+		t.Errorf("Decide = %+v, want retry graph_transient", d)
+	}
+}
+
+// TestMaybeSent pins the rule on the recorded facts of one request.
+func TestMaybeSent(t *testing.T) {
+	t.Parallel()
+	shot := func(attempted, getConn, gotConn, wroteOK, wroteErr bool) *oneShot {
+		s := &oneShot{}
+		s.attempted.Store(attempted)
+		s.getConn.Store(getConn)
+		s.gotConn.Store(gotConn)
+		s.wroteOK.Store(wroteOK)
+		s.wroteErr.Store(wroteErr)
+		return s
+	}
+	none := shot(false, false, false, false, false)
+	written := shot(true, true, true, true, false)
+	answer := func(status int, class Class) *Error { return &Error{Status: status, Class: class} }
+	tests := []struct {
+		name       string
+		err        *Error
+		lastStatus int
+		shot       *oneShot
+		want       bool
+	}{
+		{"202 then a failure", answer(0, ClassTransient), 202, written, true},
+		{"429 with Retry-After", answer(429, ClassRetryAfter), 429, written, false},
+		{"429 without Retry-After", answer(429, ClassTransient), 429, written, false},
+		{"503 with Retry-After", answer(503, ClassRetryAfter), 503, written, false},
+		{"503 without Retry-After", answer(503, ClassTransient), 503, written, true},
+		{"504 with Retry-After", answer(504, ClassRetryAfter), 504, written, true},
+		{"500", answer(500, ClassTransient), 500, written, true},
+		{"501", answer(501, ClassTransient), 501, written, true},
+		{"400", answer(400, ClassPermanent), 400, written, false},
+		{"403", answer(403, ClassPermission), 403, written, false},
+		{"408", answer(408, ClassTransient), 408, written, false},
+		{"no token, never attempted", answer(0, ClassPermission), 0, none, false},
+		{"written whole, no answer", answer(0, ClassTransient), 0, written, true},
+		{"dial failed", answer(0, ClassTransient), 0, shot(true, true, false, false, false), false},
+		{"write failed", answer(0, ClassTransient), 0, shot(true, true, true, false, true), false},
+		{"write failed, then a resend written whole", answer(0, ClassTransient), 0, shot(true, true, true, true, true), true},
+		{"connected, write outcome unknown", answer(0, ClassTransient), 0, shot(true, true, true, false, false), true},
+		{"a transport without tracing", answer(0, ClassTransient), 0, shot(true, false, false, false, false), true},
+	}
+	for _, tt := range tests {
+		if got := maybeSent(tt.err, tt.lastStatus, tt.shot); got != tt.want {
+			t.Errorf("%s: maybeSent = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

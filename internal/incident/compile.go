@@ -37,6 +37,10 @@ type Compiled struct {
 	// attachments is the attachment mode (AttachmentsZip, …).
 	attachments string
 	warnings    []string
+	// rules are the mapping's rules in order; ack its acknowledgments
+	// (nil: none).
+	rules []compiledRule
+	ack   *compiledAck
 }
 
 type compiledField struct {
@@ -135,6 +139,11 @@ func (m *Mapping) Compile(ctx context.Context, meta Metadata) (*Compiled, error)
 			mapped[f.ID] = true
 		}
 	}
+	rules, warnings, errs := m.compileRules(ctx, meta, c)
+	problems = append(problems, errs...)
+	c.rules, c.warnings = rules, append(c.warnings, warnings...)
+	c.ack, errs = m.compileAck()
+	problems = append(problems, errs...)
 	for _, f := range c.Level.Fields {
 		if f.Required && !mapped[f.ID] {
 			problems = append(problems, fmt.Sprintf("fields: %q is required in Archer but not mapped", f.Name))

@@ -67,6 +67,12 @@ type Mapping struct {
 	// Campaign groups the reports of one email onto one record; nil
 	// creates a record per report.
 	Campaign *Campaign `yaml:"campaign,omitempty"`
+	// Rules decide, in order, what happens to a report before it becomes
+	// an incident: skip it, or set or tag fields (rules.go).
+	Rules []Rule `yaml:"rules,omitempty"`
+	// Ack is the acknowledgment sent to the reporter; nil sends none
+	// (ack.go).
+	Ack *Ack `yaml:"ack,omitempty"`
 }
 
 // Key is the idempotency key: a text field holding a value unique to the
@@ -180,6 +186,9 @@ func Parse(data []byte) (*Mapping, error) {
 		}
 	}
 	problems = append(problems, m.checkCampaign()...)
+	_, ruleProblems := checkRules(m.Rules)
+	problems = append(problems, ruleProblems...)
+	problems = append(problems, m.checkAck()...)
 	if len(problems) > 0 {
 		return nil, problems
 	}

@@ -67,6 +67,9 @@ type WriteBack struct {
 	// Categories are the message's categories when it was fetched; the
 	// new one is added to them.
 	Categories []string `json:"categories,omitempty"`
+	// Category, when set, is written instead of the configured category
+	// template's: the category of the rule that skipped the report.
+	Category string `json:"category,omitempty"`
 }
 
 // Kind identifies the job kind in the queue.
@@ -74,5 +77,29 @@ func (WriteBack) Kind() string { return "write_back" }
 
 // InsertOpts makes the job unique by its mailbox and message id.
 func (WriteBack) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// Ack sends the acknowledgment of one report to the person who reported
+// it. The texts are rendered when the report is processed, so the job only
+// sends. It is unique by the report: one acknowledgment per report.
+type Ack struct {
+	Mailbox   string `json:"mailbox" river:"unique"`
+	MessageID string `json:"message_id" river:"unique"`
+	// To is the reporter's address.
+	To      string `json:"to"`
+	Subject string `json:"subject"`
+	Text    string `json:"text,omitempty"`
+	HTML    string `json:"html,omitempty"`
+	// Text names which text it is: "record", "simulation" or "skipped".
+	Which string `json:"which"`
+}
+
+// Kind identifies the job kind in the queue.
+func (Ack) Kind() string { return "send_ack" }
+
+// InsertOpts makes the job unique by its mailbox and message id, in every
+// state but the ended ones, so a report is acknowledged once.
+func (Ack) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
 }

@@ -107,6 +107,19 @@ func Check(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Che
 		}
 	}
 	add("archer record lookup", err, fmt.Sprintf("records of %q are found by %q through the Content API", c.Level.Name, c.KeyField.Name), fix)
+	for _, w := range c.Warnings() {
+		out = append(out, CheckResult{Name: "mapping warning", OK: true, Detail: w})
+	}
+	// Acknowledgments are sent with Mail.Send.
+	if m.Ack != nil && gc != nil {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		ok, detail, fix := CheckSendPermission(cctx, gc.AppRoles)
+		cancel()
+		if !ok {
+			detail = fix + ": " + detail
+		}
+		out = append(out, CheckResult{Name: "graph permission Mail.Send", OK: ok, Detail: detail})
+	}
 	return out
 }
 

@@ -70,6 +70,7 @@ func resultOf(j *rivertype.JobRow) string {
 	var out struct {
 		Outcome    string `json:"outcome"`
 		RecordID   int64  `json:"record_id"`
+		Rule       string `json:"rule"`
 		WaitingFor string `json:"waiting_for"`
 		Reason     string `json:"reason"`
 	}
@@ -84,6 +85,9 @@ func resultOf(j *rivertype.JobRow) string {
 	}
 	if out.RecordID != 0 {
 		parts = append(parts, fmt.Sprintf("record %d", out.RecordID))
+	}
+	if out.Rule != "" {
+		parts = append(parts, "rule "+clip.String(out.Rule, 40))
 	}
 	if out.WaitingFor != "" {
 		parts = append(parts, "waiting for "+clip.String(out.WaitingFor, 20))
@@ -107,13 +111,17 @@ func RetryJob(ctx context.Context, st *store.Store, id int64, w io.Writer) error
 	}
 	var a jobs.ProcessMessage
 	if row.Kind == a.Kind() && json.Unmarshal(row.EncodedArgs, &a) == nil {
-		if m, err := st.Message(ctx, a.Mailbox, a.MessageID); err == nil && m.RecordID != 0 && a.Replay == "" {
+		if m, err := st.Message(ctx, a.Mailbox, a.MessageID); err == nil && m.Processed() && a.Replay == "" {
 			// Another job (a resync, a replay) has processed the email
 			// since: nothing is left to retry, and the ended job goes.
 			if _, err := q.JobDelete(ctx, id); err != nil {
 				return fmt.Errorf("delete job %d: %w", id, err)
 			}
-			_, _ = fmt.Fprintf(w, "job %d needs no retry: its email was processed since, as Archer record %d; the job is deleted\n", id, m.RecordID)
+			done := fmt.Sprintf("as Archer record %d", m.RecordID)
+			if m.SkippedBy != "" {
+				done = "skipped by the rule " + m.SkippedBy
+			}
+			_, _ = fmt.Fprintf(w, "job %d needs no retry: its email was processed since, %s; the job is deleted\n", id, done)
 			return nil
 		}
 	}

@@ -124,6 +124,7 @@ func TestJobsListShowsWhatEachJobRecorded(t *testing.T) {
 	for i, output := range []string{
 		`{"output":{"outcome":"added_to_campaign","record_id":239643}}`,
 		`{"output":{"waiting_for":"archer","reason":"archer_login_refused"}}`,
+		`{"output":{"outcome":"skipped","rule":"knowbe4-simulation"}}`,
 	} {
 		r, err := q.Insert(ctx, jobs.ProcessMessage{Mailbox: "phish@contoso.com", MessageID: fmt.Sprintf("AAMk-%d", i)}, nil)
 		if err != nil {
@@ -137,7 +138,7 @@ func TestJobsListShowsWhatEachJobRecorded(t *testing.T) {
 	if err := ListJobs(ctx, st, "", 10, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"RESULT", "added_to_campaign record 239643", "archer_login_refused waiting for archer"} {
+	for _, want := range []string{"RESULT", "added_to_campaign record 239643", "archer_login_refused waiting for archer", "skipped rule knowbe4-simulation"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the listing lacks %q:\n%s", want, out.String())
 		}

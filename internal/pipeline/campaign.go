@@ -49,7 +49,7 @@ const (
 // update repeated after a crash writes the same values again and no report
 // is counted twice.
 func (w *MessageWorker) processCampaign(ctx context.Context, job *river.Job[jobs.ProcessMessage], mapping *incident.Compiled,
-	rep *email.Report, inc *incident.Incident, categories []string, hasIntent bool, log zerolog.Logger) (int64, string, error) {
+	rep *email.Report, inc *incident.Incident, f finish, hasIntent bool, log zerolog.Logger) (int64, string, error) {
 	a := job.Args
 	cc := mapping.Campaign
 	cs := w.opts.Campaigns
@@ -110,8 +110,8 @@ func (w *MessageWorker) processCampaign(ctx context.Context, job *river.Job[jobs
 	if err := cs.SaveCampaignRecord(ctx, c, holder); err != nil {
 		return 0, "", err
 	}
-	_ = river.RecordOutput(ctx, Output{Outcome: result, RecordID: c.RecordID})
-	if err := w.commit(ctx, job, c.RecordID, categories); err != nil {
+	f.recordID, f.reports = c.RecordID, len(reports)
+	if err := w.commit(ctx, job, mapping, f, result, log); err != nil {
 		return 0, "", err
 	}
 	log.Debug().Int("reports", len(reports)).Str("outcome", result).Msg("campaign record written")

@@ -69,7 +69,7 @@ func (q ResyncQueue) Enqueue(ctx context.Context, mailbox string, ids []string) 
 	for _, id := range ids {
 		m, err := q.Store.Message(ctx, mailbox, id)
 		switch {
-		case err == nil && m.RecordID != 0:
+		case err == nil && m.Processed():
 			continue
 		case err != nil && !errors.Is(err, store.ErrNotFound):
 			return 0, fmt.Errorf("check message %s: %w", id, err)

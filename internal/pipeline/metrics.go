@@ -35,6 +35,16 @@ func (m *Metrics) latency(d time.Duration) {
 	m.set.Histogram("m2a_processing_seconds", latencyBuckets).Update(d.Seconds())
 }
 
+// ack counts acknowledgments by result: sent, or why not.
+func (m *Metrics) ack(result string) {
+	m.set.Counter("m2a_acks_total", "result", result).Inc()
+}
+
+// ruleMatch counts the reports a triage rule matched.
+func (m *Metrics) ruleMatch(rule string) {
+	m.set.Counter("m2a_rule_matches_total", "rule", rule).Inc()
+}
+
 func (m *Metrics) writeBack(result string) {
 	m.set.Counter("m2a_writebacks_total", "result", result).Inc()
 }

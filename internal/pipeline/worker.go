@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mail2archer/mail2archer/internal/archer"
+	"github.com/mail2archer/mail2archer/internal/campaign"
 	"github.com/mail2archer/mail2archer/internal/clip"
 	"github.com/mail2archer/mail2archer/internal/email"
 	"github.com/mail2archer/mail2archer/internal/incident"
@@ -94,6 +95,8 @@ type Output struct {
 	// Outcome is "created", "adopted" or "already_done" for a job that
 	// succeeded.
 	Outcome string `json:"outcome,omitempty"`
+	// Rule names the triage rule that matched the report.
+	Rule string `json:"rule,omitempty"`
 	// RecordID is the Archer record the job created or adopted.
 	RecordID int64 `json:"record_id,omitempty"`
 }
@@ -129,8 +132,12 @@ type Options struct {
 	// MaxOperatorWait. Defaults 1 and 15 minutes. Such waits spend no
 	// attempt, and a recovery wakes the job early.
 	OperatorWait, MaxOperatorWait time.Duration
-	// Email bounds and internal domains for the analysis.
+	// Email bounds and internal domains for the analysis; acknowledgments
+	// go only to reporters in the internal domains.
 	Email email.Options
+	// Mailboxes are the phishing mailboxes, which never get an
+	// acknowledgment.
+	Mailboxes []string
 	// WriteBack says what to write to the mailbox after the record exists;
 	// nothing when both parts are empty.
 	WriteBack WriteBackOptions
@@ -186,7 +193,7 @@ func (w *MessageWorker) Work(ctx context.Context, job *river.Job[jobs.ProcessMes
 	if err != nil {
 		return w.fail(ctx, job, err, log)
 	}
-	if recordID == 0 {
+	if result == "" {
 		w.opts.Metrics.outcome("already_done")
 		_ = river.RecordOutput(ctx, Output{Outcome: "already_done"})
 		return nil
@@ -271,8 +278,8 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return 0, "", err
 	}
-	if hasIntent && prior.RecordID != 0 && a.Replay == "" {
-		log.Info().Int64("record_id", prior.RecordID).Msg("record already exists; nothing to do")
+	if hasIntent && prior.Processed() && a.Replay == "" {
+		log.Info().Int64("record_id", prior.RecordID).Str("skipped_by", prior.SkippedBy).Msg("already processed; nothing to do")
 		return 0, "", nil
 	}
 
@@ -316,8 +323,21 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 		return 0, "", ended("render_failed", err)
 	}
 
+	f := finish{rep: rep, categories: msg.Categories, reports: 1}
+	keys := campaign.Keys(rep, []string{campaign.KindMessageID, campaign.KindFingerprint})
+	if m, ok := mapping.MatchRules(rep, keys); ok {
+		w.opts.Metrics.ruleMatch(m.Name)
+		f.rule = m.Name
+		log = log.With().Str("rule", m.Name).Logger()
+		if m.Skip {
+			return w.skip(ctx, job, mapping, inc, m, f, log)
+		}
+		if err := mapping.ApplyRule(inc, m.Name); err != nil {
+			return 0, "", ended("render_failed", fmt.Errorf("rule %s: %w", m.Name, err))
+		}
+	}
 	if mapping.Campaign != nil {
-		return w.processCampaign(ctx, job, mapping, rep, inc, msg.Categories, hasIntent, log)
+		return w.processCampaign(ctx, job, mapping, rep, inc, f, hasIntent, log)
 	}
 	intent, err := w.opts.Store.SaveIntent(ctx, store.Message{Mailbox: a.Mailbox, MessageID: a.MessageID,
 		InternetMessageID: meta.InternetMessageID, RecordKey: inc.Key})
@@ -329,14 +349,33 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 	if err != nil {
 		return 0, "", err
 	}
+	f.recordID = recordID
 	result := outcomeOf(adopted)
-	// Recorded before the commit, which completes the job with it.
-	_ = river.RecordOutput(ctx, Output{Outcome: result, RecordID: recordID})
-	if err := w.commit(ctx, job, recordID, msg.Categories); err != nil {
+	if err := w.commit(ctx, job, mapping, f, result, log); err != nil {
 		return 0, "", err
 	}
 	return recordID, result, nil
 }
+
+// skip completes a report a rule skipped: no record; the rule's category
+// written back, and the acknowledgment for a skipped or simulated report.
+func (w *MessageWorker) skip(ctx context.Context, job *river.Job[jobs.ProcessMessage], mapping *incident.Compiled,
+	inc *incident.Incident, m *incident.RuleMatch, f finish, log zerolog.Logger) (int64, string, error) {
+	a := job.Args
+	if _, err := w.opts.Store.SaveIntent(ctx, store.Message{Mailbox: a.Mailbox, MessageID: a.MessageID,
+		InternetMessageID: f.rep.InternetMessageID, RecordKey: inc.Key}); err != nil {
+		return 0, "", err
+	}
+	f.skip = m
+	if err := w.commit(ctx, job, mapping, f, outcomeSkipped, log); err != nil {
+		return 0, "", err
+	}
+	log.Info().Bool("simulation", m.Simulation).Msg("a rule skipped the report: no incident")
+	return 0, outcomeSkipped, nil
+}
+
+// outcomeSkipped is the outcome of a report a rule skipped.
+const outcomeSkipped = "skipped"
 
 // findOrCreate returns the record that carries key in Archer, looking it up
 // first when lookup is set, or creates it from inc. It says whether the
@@ -404,15 +443,67 @@ func (w *MessageWorker) upload(ctx context.Context, files []incident.File) ([]in
 	return ids, nil
 }
 
-// commit stores the record id, completes the job and queues the write-back,
-// in one transaction.
-func (w *MessageWorker) commit(ctx context.Context, job *river.Job[jobs.ProcessMessage], recordID int64, categories []string) error {
-	c := store.Completion{RecordID: recordID}
-	if w.opts.WriteBack.enabled() {
-		c.WriteBack = &jobs.WriteBack{Mailbox: job.Args.Mailbox, MessageID: job.Args.MessageID,
-			RecordID: recordID, Categories: categories}
+// finish is what a job's success stores and queues.
+type finish struct {
+	rep *email.Report
+	// recordID is the record the report became or joined; 0 when skip
+	// names the rule that skipped it.
+	recordID int64
+	skip     *incident.RuleMatch
+	// rule names the rule that matched, if any.
+	rule string
+	// reports is how many people reported the email (a campaign's count).
+	reports int
+	// categories are the message's categories when it was fetched.
+	categories []string
+}
+
+// commit records the job's output, then stores the record id (or the
+// skip), completes the job and queues the write-back and the
+// acknowledgment, in one transaction.
+func (w *MessageWorker) commit(ctx context.Context, job *river.Job[jobs.ProcessMessage], mapping *incident.Compiled, f finish, result string, log zerolog.Logger) error {
+	a := job.Args
+	c := store.Completion{RecordID: f.recordID}
+	which := incident.AckRecord
+	switch {
+	case f.skip != nil:
+		c.SkippedBy = f.skip.Name
+		if w.opts.WriteBack.enabled() {
+			c.WriteBack = &jobs.WriteBack{Mailbox: a.Mailbox, MessageID: a.MessageID, Category: f.skip.Category, Categories: f.categories}
+		}
+		which = incident.AckSkipped
+		if f.skip.Simulation {
+			which = incident.AckSimulation
+		}
+	case w.opts.WriteBack.enabled():
+		c.WriteBack = &jobs.WriteBack{Mailbox: a.Mailbox, MessageID: a.MessageID, RecordID: f.recordID, Categories: f.categories}
 	}
+	c.Ack = w.ack(mapping, a, which, f, log)
+	// Recorded before the commit, which completes the job with it.
+	_ = river.RecordOutput(ctx, Output{Outcome: result, RecordID: f.recordID, Rule: f.rule})
 	return w.opts.Store.CompleteMessage(ctx, job, c)
+}
+
+// ack renders the acknowledgment of the report, or returns nil when none
+// goes: the mapping has no text for it, or the reporter gets none (see
+// ackTo).
+func (w *MessageWorker) ack(mapping *incident.Compiled, a jobs.ProcessMessage, which incident.AckKind, f finish, log zerolog.Logger) *jobs.Ack {
+	if !mapping.HasAck(which) {
+		return nil
+	}
+	to, why := ackTo(f.rep, w.opts.Email.InternalDomains, w.opts.Mailboxes)
+	if to == "" {
+		w.opts.Metrics.ack("not_for_this_report")
+		log.Debug().Str("why", why).Msg("no acknowledgment for this report")
+		return nil
+	}
+	msg, ok, err := mapping.RenderAck(which, incident.AckData{Report: f.rep, RecordID: f.recordID, Reports: max(f.reports, 1), Rule: f.rule})
+	if err != nil || !ok {
+		w.opts.Metrics.ack("render_failed")
+		log.Error().Err(err).Msg("the acknowledgment could not be rendered; none is sent")
+		return nil
+	}
+	return &jobs.Ack{Mailbox: a.Mailbox, MessageID: a.MessageID, To: to, Subject: msg.Subject, Text: msg.Text, HTML: msg.HTML, Which: which.String()}
 }
 
 // outcomeOf names a success for metrics and the job's recorded output.

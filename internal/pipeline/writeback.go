@@ -104,10 +104,13 @@ func (w *WriteBackWorker) Work(ctx context.Context, job *river.Job[jobs.WriteBac
 }
 
 func (w *WriteBackWorker) write(ctx context.Context, a jobs.WriteBack) error {
-	if w.category != nil {
-		cat, err := w.category.Execute(categoryData{RecordID: a.RecordID})
-		if err != nil {
-			return river.JobCancel(fmt.Errorf("category template: %w", err))
+	if w.category != nil || a.Category != "" {
+		cat := a.Category // a skip rule's own category
+		if cat == "" {
+			var err error
+			if cat, err = w.category.Execute(categoryData{RecordID: a.RecordID}); err != nil {
+				return river.JobCancel(fmt.Errorf("category template: %w", err))
+			}
 		}
 		if cat != "" && !slices.Contains(a.Categories, cat) {
 			cats := append(slices.Clone(a.Categories), cat)

@@ -22,7 +22,7 @@ import (
 	"github.com/riverqueue/river"
 )
 
-//go:embed samples/*.eml samples/campaign/*.eml
+//go:embed samples/*.eml samples/campaign/*.eml samples/simulation/*.eml
 var samples embed.FS
 
 // Sample is one of the reports shipped for the sandbox.
@@ -45,9 +45,10 @@ var campaignReports = []struct {
 // Samples returns the shipped sample reports in name order: a credential
 // phish with a lookalike domain, a malware attachment, a Report Message
 // report with a .msg original, a newsletter reported by mistake, an inline
-// forward, and a campaign: one DocuSign-style invoice phish from a
+// forward, a campaign: one DocuSign-style invoice phish from a
 // lookalike domain, stored once (samples/campaign) and reported by three
-// people, each report made with WrapAsReport.
+// people, each report made with WrapAsReport; and a phishing-training
+// simulation reported by one person (samples/simulation).
 func Samples() []Sample {
 	out := readSamples("samples")
 	for _, original := range readSamples("samples/campaign") {
@@ -59,6 +60,15 @@ func Samples() []Sample {
 			}
 			out = append(out, Sample{Name: base + "-reported-by-" + r.name + ".eml", MIME: report})
 		}
+	}
+	// A training simulation (its X-PHISHTEST header is the one the example
+	// mapping's rule knows), reported by one person: a rule skips it.
+	for _, original := range readSamples("samples/simulation") {
+		report, err := WrapAsReport(original.MIME, "Dave Jones <dave@contoso.com>", time.Date(2026, 3, 17, 10, 21, 0, 0, time.UTC))
+		if err != nil {
+			continue
+		}
+		out = append(out, Sample{Name: strings.TrimSuffix(original.Name, ".eml") + "-reported-by-dave.eml", MIME: report})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
@@ -77,6 +87,31 @@ func readSamples(dir string) []Sample {
 			continue
 		}
 		out = append(out, Sample{Name: e.Name(), MIME: b})
+	}
+	return out
+}
+
+// WaitSettled waits until Graph has notified every delivery and the
+// queue has nothing left to do (the records, the write-backs and the
+// acknowledgments are all done), and returns the incident records.
+func (sb *Sandbox) WaitSettled(ctx context.Context) ([]archersim.Record, error) {
+	if err := sb.Graph.WaitDelivered(ctx); err != nil {
+		return nil, fmt.Errorf("sandbox: wait for Graph's notifications: %w", err)
+	}
+	if err := sb.WaitIdle(ctx); err != nil {
+		return nil, err
+	}
+	return sb.incidents(), nil
+}
+
+// AckLines describes the acknowledgments sent from the phishing mailbox,
+// one line each, from the n-th on.
+func (sb *Sandbox) AckLines(n int) []string {
+	sent := sb.Graph.SentMessages()
+	var out []string
+	for i := n; i < len(sent); i++ {
+		m := sent[i]
+		out = append(out, fmt.Sprintf("acknowledgment to %s: %s", strings.Join(m.To, ", "), clip.String(m.Subject, 80)))
 	}
 	return out
 }

@@ -327,7 +327,8 @@ func TestTheCampaignSampleIsOneOriginalReportedByThreePeople(t *testing.T) {
 	}
 	want := []string{"01-credential-phish.eml", "02-malware-attachment.eml", "03-report-message-msg.eml",
 		"04-newsletter-reported.eml", "05-inline-forward-outlook.eml", "06-docusign-invoice-reported-by-alice.eml",
-		"06-docusign-invoice-reported-by-bob.eml", "06-docusign-invoice-reported-by-carol.eml"}
+		"06-docusign-invoice-reported-by-bob.eml", "06-docusign-invoice-reported-by-carol.eml",
+		"07-training-simulation-reported-by-dave.eml"}
 	if !slices.Equal(names, want) {
 		t.Errorf("samples %v, want %v", names, want)
 	}

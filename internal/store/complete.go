@@ -14,10 +14,13 @@ import (
 )
 
 // Completion is what a message job's success stores: the email's Archer
-// record, and the write-back job to queue after it (nil for none).
+// record (or the rule that skipped it), and the jobs to queue after it:
+// the write-back and the acknowledgment to the reporter (nil for none).
 type Completion struct {
 	RecordID  int64
+	SkippedBy string
 	WriteBack *jobs.WriteBack
+	Ack       *jobs.Ack
 }
 
 // CompleteMessage stores the record id of the job's email, forgets the
@@ -36,9 +39,10 @@ func (s *Store) CompleteMessage(ctx context.Context, job *river.Job[jobs.Process
 		defer func() { _ = tx.Rollback(ctx) }()
 		exec := func(q string, args ...any) (int64, error) { return pgExec(ctx, tx, q, args...) }
 		if err := s.completeTx(ctx, exec, job, c, func() error {
-			if c.WriteBack != nil {
-				if _, err := river.ClientFromContext[pgx.Tx](ctx).InsertTx(ctx, tx, *c.WriteBack, nil); err != nil {
-					return fmt.Errorf("queue write-back: %w", err)
+			client := river.ClientFromContext[pgx.Tx](ctx)
+			for _, j := range c.followUps() {
+				if _, err := client.InsertTx(ctx, tx, j, nil); err != nil {
+					return fmt.Errorf("queue %s: %w", j.Kind(), err)
 				}
 			}
 			_, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job)
@@ -54,9 +58,10 @@ func (s *Store) CompleteMessage(ctx context.Context, job *river.Job[jobs.Process
 	return s.inTxErr(ctx, op, func(tx *sql.Tx) error {
 		exec := func(q string, args ...any) (int64, error) { return sqlExec(ctx, tx, q, args...) }
 		return s.completeTx(ctx, exec, job, c, func() error {
-			if c.WriteBack != nil {
-				if _, err := river.ClientFromContext[*sql.Tx](ctx).InsertTx(ctx, tx, *c.WriteBack, nil); err != nil {
-					return fmt.Errorf("queue write-back: %w", err)
+			client := river.ClientFromContext[*sql.Tx](ctx)
+			for _, j := range c.followUps() {
+				if _, err := client.InsertTx(ctx, tx, j, nil); err != nil {
+					return fmt.Errorf("queue %s: %w", j.Kind(), err)
 				}
 			}
 			_, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job)
@@ -70,7 +75,11 @@ func (s *Store) CompleteMessage(ctx context.Context, job *river.Job[jobs.Process
 // write-back and the job's completion).
 func (s *Store) completeTx(_ context.Context, exec execFunc, job *river.Job[jobs.ProcessMessage], c Completion, queue func() error) error {
 	a := job.Args
-	if err := s.saveRecord(exec, a.Mailbox, a.MessageID, c.RecordID); err != nil {
+	if c.SkippedBy != "" {
+		if err := s.saveSkipped(exec, a.Mailbox, a.MessageID, c.SkippedBy); err != nil {
+			return err
+		}
+	} else if err := s.saveRecord(exec, a.Mailbox, a.MessageID, c.RecordID); err != nil {
 		return err
 	}
 	// Earlier jobs of this email that ended (discarded after their
@@ -82,6 +91,18 @@ func (s *Store) completeTx(_ context.Context, exec execFunc, job *river.Job[jobs
 		return fmt.Errorf("complete job %d: %w", job.ID, err)
 	}
 	return nil
+}
+
+// followUps are the jobs a completion queues.
+func (c Completion) followUps() []river.JobArgs {
+	var out []river.JobArgs
+	if c.WriteBack != nil {
+		out = append(out, *c.WriteBack)
+	}
+	if c.Ack != nil {
+		out = append(out, *c.Ack)
+	}
+	return out
 }
 
 // execFunc runs one statement in a transaction and returns the rows it

@@ -17,19 +17,26 @@ type Message struct {
 	InternetMessageID string
 	RecordKey         string
 	// RecordID is 0 while only the intent exists.
-	RecordID  int64
+	RecordID int64
+	// SkippedBy names the triage rule that decided the report needs no
+	// record.
+	SkippedBy string
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }
+
+// Processed reports whether the email is done with: it has its record, or
+// a rule skipped it.
+func (m Message) Processed() bool { return m.RecordID != 0 || m.SkippedBy != "" }
 
 // Message returns what is stored for one email, or ErrNotFound.
 func (s *Store) Message(ctx context.Context, mailbox, messageID string) (Message, error) {
 	var m Message
 	var rec sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `
-		SELECT mailbox, message_id, internet_message_id, record_key, record_id, created_at, updated_at
+		SELECT mailbox, message_id, internet_message_id, record_key, record_id, skipped_by, created_at, updated_at
 		FROM m2a_message WHERE mailbox = $1 AND message_id = $2`, mailbox, messageID).
-		Scan(&m.Mailbox, &m.MessageID, &m.InternetMessageID, &m.RecordKey, &rec, &m.CreatedAt, &m.UpdatedAt)
+		Scan(&m.Mailbox, &m.MessageID, &m.InternetMessageID, &m.RecordKey, &rec, &m.SkippedBy, &m.CreatedAt, &m.UpdatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, fmt.Errorf("message %s/%s: %w", mailbox, messageID, ErrNotFound)
 	}
@@ -67,6 +74,21 @@ func (s *Store) saveRecord(exec execFunc, mailbox, messageID string, recordID in
 	}
 	if n == 0 {
 		return fmt.Errorf("save record %d for %s/%s: no intent stored", recordID, mailbox, messageID)
+	}
+	return nil
+}
+
+// saveSkipped marks the email as skipped by rule, in the transaction exec
+// runs in.
+func (s *Store) saveSkipped(exec execFunc, mailbox, messageID, rule string) error {
+	n, err := exec(`
+		UPDATE m2a_message SET skipped_by = $1, updated_at = $2 WHERE mailbox = $3 AND message_id = $4`,
+		rule, s.now().UTC(), mailbox, messageID)
+	if err != nil {
+		return fmt.Errorf("save skip by %s for %s/%s: %w", rule, mailbox, messageID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("save skip by %s for %s/%s: no intent stored", rule, mailbox, messageID)
 	}
 	return nil
 }

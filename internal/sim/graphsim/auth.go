@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -141,40 +142,87 @@ func tokenError(w http.ResponseWriter, status int, code, desc string) {
 	})
 }
 
+// defaultAppRoles are the application permissions tokens carry when
+// Options.AppRoles is nil: everything mail2archer may use.
+var defaultAppRoles = []string{"Mail.Read", "Mail.ReadWrite", "Mail.Send"}
+
+// grant is what an issued access token allows.
+type grant struct {
+	expires time.Time
+	roles   []string
+}
+
+// hasRole reports whether the token carries the application permission.
+func (g grant) hasRole(role string) bool {
+	return slices.Contains(g.roles, role)
+}
+
 // IssueToken mints an access token the Graph endpoints accept for an hour,
 // as the token endpoint does. Token lifetimes follow the wall clock, like
 // the credential caches in clients, so Advance does not expire them.
+//
+// The token is shaped like an Entra ID access token for Graph: a JWT
+// whose payload carries the audience, the tenant (tid), the application
+// (appid), idtyp "app", the lifetime (iat, nbf, exp), a random unique id
+// (uti) and, when there are any, the application permissions in roles
+// (Options.AppRoles). It is not signed ("alg": "none", empty signature):
+// the simulator recognises its tokens by looking them up, and the random
+// uti makes them unguessable.
 func (s *Server) IssueToken() string {
-	tok := "graphsim." + newOpaque()
+	now := time.Now()
+	exp := now.Add(tokenLifetime)
+	roles := slices.Clone(s.opts.AppRoles)
+	claims := map[string]any{
+		"aud":   "https://graph.microsoft.com",
+		"iss":   "https://sts.windows.net/" + s.opts.TenantID + "/",
+		"iat":   now.Unix(),
+		"nbf":   now.Unix(),
+		"exp":   exp.Unix(),
+		"appid": s.opts.AppID,
+		"idtyp": "app",
+		"tid":   s.opts.TenantID,
+		"uti":   newOpaque(),
+		"ver":   "1.0",
+	}
+	if len(roles) > 0 {
+		claims["roles"] = roles
+	}
+	payload, _ := json.Marshal(claims)
+	tok := base64.RawURLEncoding.EncodeToString([]byte(`{"typ":"JWT","alg":"none"}`)) + "." +
+		base64.RawURLEncoding.EncodeToString(payload) + "."
 	s.mu.Lock()
-	s.tokens[tok] = time.Now().Add(tokenLifetime)
+	s.tokens[tok] = grant{expires: exp, roles: roles}
 	s.mu.Unlock()
 	return tok
 }
 
-// authorize checks the bearer token; it writes the 401 itself.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request) bool {
+// authorize checks the bearer token and returns what it allows; it writes
+// the 401 itself. With Options.AnyBearer a token the simulator did not
+// issue carries Options.AppRoles.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) (grant, bool) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, _ := strings.Cut(h, " ")
 	tok = strings.TrimSpace(tok)
 	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		writeError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty.")
-		return false
-	}
-	if s.opts.AnyBearer {
-		return true
+		return grant{}, false
 	}
 	s.mu.Lock()
-	exp, ok := s.tokens[tok]
+	g, ok := s.tokens[tok]
 	s.mu.Unlock()
-	now := time.Now()
+	if s.opts.AnyBearer {
+		if !ok {
+			g = grant{roles: s.opts.AppRoles}
+		}
+		return g, true
+	}
 	if !ok {
 		writeError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.")
-		return false
+		return grant{}, false
 	}
-	if !now.Before(exp) {
+	if !time.Now().Before(g.expires) {
 		writeError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.")
-		return false
+		return grant{}, false
 	}
-	return true
+	return g, true
 }

@@ -47,6 +47,12 @@ type Fault struct {
 	RetryAfter time.Duration
 	// Latency delays the request before it is answered or handled.
 	Latency time.Duration
+	// Reset handles the request as if there were no fault, then breaks
+	// the connection (HTTP/1.1) or resets the stream (HTTP/2) instead of
+	// answering: the work is done, but the client never hears of it, as
+	// when a connection drops after the request went out. Status is
+	// ignored.
+	Reset bool
 	// Times limits how many requests the fault hits; zero means every one.
 	Times int
 }
@@ -103,6 +109,15 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f *Fault) bo
 			return true
 		}
 	}
+	if f.Reset {
+		if rs, ok := r.Context().Value(resetKey{}).(*resetState); ok {
+			rs.reset = true
+			return false
+		}
+		// Outside serveGraph (the token endpoint) the connection is
+		// broken at once.
+		panic(http.ErrAbortHandler)
+	}
 	if f.Status == 0 {
 		return false
 	}
@@ -138,6 +153,34 @@ func defaultFaultError(status int) (string, string) {
 		}
 		return "BadRequest", http.StatusText(status)
 	}
+}
+
+// resetState marks a request whose answer a Reset fault swallows; it
+// belongs to the request's own goroutine.
+type resetState struct {
+	reset bool
+}
+
+type resetKey struct{}
+
+// resetWriter discards the answer once a Reset fault hit the request, so
+// that nothing reaches the client before serveGraph aborts the connection.
+type resetWriter struct {
+	http.ResponseWriter
+	state *resetState
+}
+
+func (w *resetWriter) WriteHeader(code int) {
+	if !w.state.reset {
+		w.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (w *resetWriter) Write(p []byte) (int, error) {
+	if w.state.reset {
+		return len(p), nil
+	}
+	return w.ResponseWriter.Write(p)
 }
 
 // Behavior switches the delivery quirks Graph is known for.

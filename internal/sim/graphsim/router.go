@@ -1,6 +1,7 @@
 package graphsim
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -13,7 +14,18 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("request-id", newGUID())
 	body, berr := readBody(r, maxRequestBody)
 	s.record(r, body)
-	if !s.authorize(w, r) {
+	// A Reset fault lets the request be handled, swallows the answer and
+	// then aborts the connection (HTTP/1.1) or the stream (HTTP/2).
+	rs := &resetState{}
+	r = r.WithContext(context.WithValue(r.Context(), resetKey{}, rs))
+	w = &resetWriter{ResponseWriter: w, state: rs}
+	defer func() {
+		if rs.reset {
+			panic(http.ErrAbortHandler)
+		}
+	}()
+	g, ok := s.authorize(w, r)
+	if !ok {
 		return
 	}
 	if berr != nil {
@@ -44,7 +56,7 @@ func (s *Server) serveGraph(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "BadRequest", "Unsupported request: a user and a resource are required.")
 			return
 		}
-		s.routeUser(w, r, segs[1], segs[2:], body)
+		s.routeUser(w, r, g, segs[1], segs[2:], body)
 	case "me":
 		writeError(w, http.StatusBadRequest, "BadRequest", "/me request is only valid with delegated authentication flow.")
 	default:
@@ -137,7 +149,7 @@ func folderSegment(segs []string) (name string, consumed int, ok bool) {
 	return "", 0, false
 }
 
-func (s *Server) routeUser(w http.ResponseWriter, r *http.Request, user string, rest []string, body []byte) {
+func (s *Server) routeUser(w http.ResponseWriter, r *http.Request, g grant, user string, rest []string, body []byte) {
 	s.mu.Lock()
 	mb := s.mailboxLocked(user)
 	var mbID string
@@ -172,9 +184,10 @@ func (s *Server) routeUser(w http.ResponseWriter, r *http.Request, user string, 
 		if s.withFault(w, r, RouteSendMail, mbID) {
 			return
 		}
-		if !access.canSend() {
-			// What Graph answers an application without Mail.Send
-			// (AzureCAT-GSI/DevCamp#44, msgraph-sdk-php#1204).
+		if !access.canSend() || !g.hasRole("Mail.Send") {
+			// What Graph answers an application without Mail.Send, in
+			// its token or for this mailbox (AzureCAT-GSI/DevCamp#44,
+			// msgraph-sdk-php#1204).
 			writeError(w, http.StatusForbidden, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
 			return
 		}

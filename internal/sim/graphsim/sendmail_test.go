@@ -1,6 +1,8 @@
 package graphsim
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -323,5 +325,70 @@ func TestSentMessagesAreBounded(t *testing.T) {
 	sent := b.sim.SentMessages()
 	if len(sent) != sentLimit || sent[0].Subject != "ack 2" || sent[len(sent)-1].Subject != "ack "+strconv.Itoa(sentLimit+1) {
 		t.Errorf("kept %d messages from %q to %q, want the last %d", len(sent), sent[0].Subject, sent[len(sent)-1].Subject, sentLimit)
+	}
+}
+
+// TestSendMailNeedsMailSendInTheToken: without Mail.Send in the token,
+// sendMail gets the 403 Graph gives, while the mailbox stays readable and
+// writable; a token issued by someone else (AnyBearer) carries the
+// configured grant.
+func TestSendMailNeedsMailSendInTheToken(t *testing.T) {
+	t.Parallel()
+	for _, anyBearer := range []bool{false, true} {
+		b := setup(t, Options{AppRoles: []string{"Mail.Read", "Mail.ReadWrite"}, AnyBearer: anyBearer})
+		if anyBearer {
+			b.token = "issued-elsewhere"
+		}
+		id, err := b.sim.Deliver("phish@contoso.com", "inbox", readTestdata(t, "report.eml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := b.do(t, "POST", sendPath, ackBody(nil))
+		e, _ := r.json(t)["error"].(map[string]any)
+		if r.status != http.StatusForbidden || e["code"] != "ErrorAccessDenied" || e["message"] != "Access is denied. Check credentials and try again." {
+			t.Errorf("AnyBearer %v: sendMail without Mail.Send: %d %s", anyBearer, r.status, r.body)
+		}
+		if r := b.do(t, "GET", "/v1.0/users/phish@contoso.com/messages/"+id, nil); r.status != http.StatusOK {
+			t.Errorf("AnyBearer %v: read: %d", anyBearer, r.status)
+		}
+		if r := b.do(t, "PATCH", "/v1.0/users/phish@contoso.com/messages/"+id, map[string]any{"categories": []string{"x"}}); r.status != http.StatusOK {
+			t.Errorf("AnyBearer %v: write-back: %d %s", anyBearer, r.status, r.body)
+		}
+		if n := len(b.sim.SentMessages()); n != 0 {
+			t.Errorf("AnyBearer %v: %d messages went out without Mail.Send", anyBearer, n)
+		}
+	}
+}
+
+// TestResetFault: the simulator does the work, then breaks the connection
+// instead of answering; the next request is answered as usual.
+func TestResetFault(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Options{})
+	b.sim.SetFaults(Fault{Route: RouteSendMail, Reset: true, Status: http.StatusInternalServerError, Times: 1})
+	data, _ := json.Marshal(ackBody(nil))
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, b.srv.URL+sendPath, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		_ = resp.Body.Close()
+		t.Fatalf("the client got an answer: %d", resp.StatusCode)
+	}
+	if n := len(b.sim.SentMessages()); n != 1 {
+		t.Errorf("the simulator took %d messages before the reset, want 1", n)
+	}
+	if r := b.do(t, "POST", sendPath, ackBody(nil)); r.status != http.StatusAccepted {
+		t.Errorf("after the fault: %d %s", r.status, r.body)
+	}
+	// On the token endpoint the connection breaks at once.
+	b.sim.SetFaults(Fault{Route: RouteToken, Reset: true})
+	treq, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, b.srv.URL+"/x/oauth2/v2.0/token", strings.NewReader("grant_type=client_credentials"))
+	if resp, err := http.DefaultClient.Do(treq); err == nil {
+		_ = resp.Body.Close()
+		t.Errorf("the token endpoint answered %d through a reset", resp.StatusCode)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,6 +42,12 @@ type Options struct {
 	// AnyBearer accepts any non-empty bearer token on Graph calls instead of
 	// only tokens issued by the token endpoint or IssueToken.
 	AnyBearer bool
+	// AppRoles are the application permissions Entra ID granted the app,
+	// carried in the roles claim of every token issued: nil means
+	// Mail.Read, Mail.ReadWrite and Mail.Send; an empty non-nil list
+	// means none. Only sendMail checks them (it needs Mail.Send); what
+	// each mailbox allows is set with SetAccess.
+	AppRoles []string
 	// AllowHTTP accepts http:// notification and lifecycle URLs (tests).
 	AllowHTTP bool
 	// MaxExpiry is the longest subscription lifetime accepted; default
@@ -121,7 +128,7 @@ type Server struct {
 	mailboxes map[string]*mailbox // by lower-case UPN and by user id
 	boxList   []*mailbox
 	subs      map[string]*subscription
-	tokens    map[string]time.Time
+	tokens    map[string]grant
 	deltas    map[string]*deltaSession
 	deltaFIFO []string
 	requests  []Request
@@ -147,6 +154,10 @@ func New(opts Options) *Server {
 	if opts.TenantID == "" {
 		opts.TenantID = newGUID()
 	}
+	if opts.AppRoles == nil {
+		opts.AppRoles = defaultAppRoles
+	}
+	opts.AppRoles = slices.Clone(opts.AppRoles)
 	if opts.AppID == "" {
 		opts.AppID = newGUID()
 	}
@@ -218,7 +229,7 @@ func New(opts Options) *Server {
 		client:    client,
 		mailboxes: map[string]*mailbox{},
 		subs:      map[string]*subscription{},
-		tokens:    map[string]time.Time{},
+		tokens:    map[string]grant{},
 		deltas:    map[string]*deltaSession{},
 		throttle:  map[string]*throttleState{},
 		subRates:  map[Route]*throttleState{},
