@@ -85,8 +85,7 @@ func (w *MessageWorker) processCampaign(ctx context.Context, job *river.Job[jobs
 	if err != nil {
 		return 0, "", err
 	}
-	if _, err := w.opts.Store.SaveIntent(ctx, store.Message{Mailbox: a.Mailbox, MessageID: a.MessageID,
-		InternetMessageID: rep.InternetMessageID, RecordKey: c.RecordKey}); err != nil {
+	if _, err := w.opts.Store.SaveIntent(ctx, intentOf(a, rep, c.RecordKey, f.rule)); err != nil {
 		return 0, "", err
 	}
 	state := incident.CampaignState{Append: c.Append, Attachments: c.Attachments}

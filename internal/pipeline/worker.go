@@ -339,8 +339,7 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 	if mapping.Campaign != nil {
 		return w.processCampaign(ctx, job, mapping, rep, inc, f, hasIntent, log)
 	}
-	intent, err := w.opts.Store.SaveIntent(ctx, store.Message{Mailbox: a.Mailbox, MessageID: a.MessageID,
-		InternetMessageID: meta.InternetMessageID, RecordKey: inc.Key})
+	intent, err := w.opts.Store.SaveIntent(ctx, intentOf(a, rep, inc.Key, f.rule))
 	if err != nil {
 		return 0, "", err
 	}
@@ -362,8 +361,7 @@ func (w *MessageWorker) process(ctx context.Context, job *river.Job[jobs.Process
 func (w *MessageWorker) skip(ctx context.Context, job *river.Job[jobs.ProcessMessage], mapping *incident.Compiled,
 	inc *incident.Incident, m *incident.RuleMatch, f finish, log zerolog.Logger) (int64, string, error) {
 	a := job.Args
-	if _, err := w.opts.Store.SaveIntent(ctx, store.Message{Mailbox: a.Mailbox, MessageID: a.MessageID,
-		InternetMessageID: f.rep.InternetMessageID, RecordKey: inc.Key}); err != nil {
+	if _, err := w.opts.Store.SaveIntent(ctx, intentOf(a, f.rep, inc.Key, f.rule)); err != nil {
 		return 0, "", err
 	}
 	f.skip = m
@@ -372,6 +370,17 @@ func (w *MessageWorker) skip(ctx context.Context, job *river.Job[jobs.ProcessMes
 	}
 	log.Info().Bool("simulation", m.Simulation).Msg("a rule skipped the report: no incident")
 	return 0, outcomeSkipped, nil
+}
+
+// intentOf is the intent stored before a record is created for the report:
+// the key, and what the operator console shows of the report.
+func intentOf(a jobs.ProcessMessage, rep *email.Report, key, rule string) store.Message {
+	m := store.Message{Mailbox: a.Mailbox, MessageID: a.MessageID, InternetMessageID: rep.InternetMessageID,
+		RecordKey: key, Reporter: rep.Reporter.Address, ReceivedAt: rep.ReceivedAt, Rule: rule}
+	if rep.Suspect != nil {
+		m.Subject = rep.Suspect.Subject
+	}
+	return m
 }
 
 // outcomeSkipped is the outcome of a report a rule skipped.

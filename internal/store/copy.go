@@ -140,7 +140,9 @@ var copiedTables = []copyTable{
 		{"expires_at", timeColumn}, {"created_at", timeColumn}, {"updated_at", timeColumn}}},
 	{name: "m2a_message", orderBy: "mailbox, message_id", columns: []copyColumn{
 		{"mailbox", textColumn}, {"message_id", textColumn}, {"internet_message_id", textColumn},
-		{"record_key", textColumn}, {"record_id", nullIntColumn}, {"skipped_by", textColumn}, {"created_at", timeColumn}, {"updated_at", timeColumn}}},
+		{"record_key", textColumn}, {"record_id", nullIntColumn}, {"skipped_by", textColumn},
+		{"reporter", textColumn}, {"subject", textColumn}, {"received_at", intColumn}, {"rule", textColumn},
+		{"created_at", timeColumn}, {"updated_at", timeColumn}}},
 	{name: "m2a_delta_link", orderBy: "mailbox, folder", columns: []copyColumn{
 		{"mailbox", textColumn}, {"folder", textColumn}, {"link", textColumn}, {"updated_at", timeColumn}}},
 	{name: "m2a_setting", orderBy: "name", columns: []copyColumn{

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/mail2archer/mail2archer/internal/clip"
 )
 
 // Message is what the service remembers of one reported email: the intent
@@ -21,7 +23,14 @@ type Message struct {
 	// SkippedBy names the triage rule that decided the report needs no
 	// record.
 	SkippedBy string
-	CreatedAt time.Time
+	// Reporter, Subject, ReceivedAt and Rule summarise the report for the
+	// operator console: who reported it, the reported email's subject (cut
+	// to 500 characters), when it arrived, the rule that matched.
+	Reporter   string
+	Subject    string
+	ReceivedAt time.Time
+	Rule       string
+	CreatedAt  time.Time
 	UpdatedAt time.Time
 }
 
@@ -33,10 +42,13 @@ func (m Message) Processed() bool { return m.RecordID != 0 || m.SkippedBy != "" 
 func (s *Store) Message(ctx context.Context, mailbox, messageID string) (Message, error) {
 	var m Message
 	var rec sql.NullInt64
+	var received int64
 	err := s.db.QueryRowContext(ctx, `
-		SELECT mailbox, message_id, internet_message_id, record_key, record_id, skipped_by, created_at, updated_at
+		SELECT mailbox, message_id, internet_message_id, record_key, record_id, skipped_by,
+			reporter, subject, received_at, rule, created_at, updated_at
 		FROM m2a_message WHERE mailbox = $1 AND message_id = $2`, mailbox, messageID).
-		Scan(&m.Mailbox, &m.MessageID, &m.InternetMessageID, &m.RecordKey, &rec, &m.SkippedBy, &m.CreatedAt, &m.UpdatedAt)
+		Scan(&m.Mailbox, &m.MessageID, &m.InternetMessageID, &m.RecordKey, &rec, &m.SkippedBy,
+			&m.Reporter, &m.Subject, &received, &m.Rule, &m.CreatedAt, &m.UpdatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Message{}, fmt.Errorf("message %s/%s: %w", mailbox, messageID, ErrNotFound)
 	}
@@ -44,6 +56,9 @@ func (s *Store) Message(ctx context.Context, mailbox, messageID string) (Message
 		return Message{}, fmt.Errorf("read message %s/%s: %w", mailbox, messageID, err)
 	}
 	m.RecordID = rec.Int64
+	if received > 0 {
+		m.ReceivedAt = time.UnixMilli(received).UTC()
+	}
 	return m, nil
 }
 
@@ -53,11 +68,16 @@ func (s *Store) Message(ctx context.Context, mailbox, messageID string) (Message
 // earlier attempt got this far.
 func (s *Store) SaveIntent(ctx context.Context, m Message) (Message, error) {
 	now := s.now().UTC()
+	var received int64
+	if !m.ReceivedAt.IsZero() {
+		received = m.ReceivedAt.UnixMilli()
+	}
 	if _, err := s.db.ExecContext(ctx, `
-		INSERT INTO m2a_message (mailbox, message_id, internet_message_id, record_key, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $5)
+		INSERT INTO m2a_message (mailbox, message_id, internet_message_id, record_key, reporter, subject, received_at, rule, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
 		ON CONFLICT (mailbox, message_id) DO NOTHING`,
-		m.Mailbox, m.MessageID, m.InternetMessageID, m.RecordKey, now); err != nil {
+		m.Mailbox, m.MessageID, m.InternetMessageID, m.RecordKey, clip.String(m.Reporter, 320), clip.String(m.Subject, 500),
+		received, clip.String(m.Rule, 100), now); err != nil {
 		return Message{}, fmt.Errorf("save intent for %s/%s: %w", m.Mailbox, m.MessageID, err)
 	}
 	return s.Message(ctx, m.Mailbox, m.MessageID)
