@@ -31,7 +31,7 @@ type Message struct {
 	ReceivedAt time.Time
 	Rule       string
 	CreatedAt  time.Time
-	UpdatedAt time.Time
+	UpdatedAt  time.Time
 }
 
 // Processed reports whether the email is done with: it has its record, or
