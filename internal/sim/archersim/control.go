@@ -99,6 +99,11 @@ const (
 	// {"Message":"An error has occurred."}: JSON, but no Archer wrapper and
 	// no IsSuccessful. Archer's REST API answers unhandled errors this way.
 	FailureWebAPIMessage
+	// FailureValidation is Archer's answer to a record it refuses: the
+	// wrapper with IsSuccessful false and a validation message naming a
+	// required field ("The Incident Summary field is a required field."),
+	// with status 200 unless Status says otherwise.
+	FailureValidation
 )
 
 // FailNext makes the next n requests answer with the given HTTP status and

@@ -294,3 +294,23 @@ func TestContentAPISessionFromHeaderOrCookie(t *testing.T) {
 		}
 	}
 }
+
+func TestAnInjectedValidationFailureIsArchersRefusal(t *testing.T) {
+	t.Parallel()
+	b := setup(t, archersim.Options{})
+	token := b.login(t)
+	b.sim.FailNextWith(1, archersim.Failure{Body: archersim.FailureValidation})
+	r := b.call(t, "GET", applicationsPath, auth(token), "")
+	var w struct {
+		IsSuccessful       bool
+		ValidationMessages []struct{ MessageKey, ResourcedMessage string }
+	}
+	if err := json.Unmarshal(r.body, &w); err != nil || r.status != 200 || w.IsSuccessful || len(w.ValidationMessages) != 1 ||
+		!strings.HasSuffix(w.ValidationMessages[0].MessageKey, "RequiredFieldMissing") ||
+		w.ValidationMessages[0].ResourcedMessage != "The Incident Summary field is a required field." {
+		t.Fatalf("%d %s (%v)", r.status, r.body, err)
+	}
+	if r := b.call(t, "GET", applicationsPath, auth(token), ""); r.status != 200 || bytes.Contains(r.body, []byte("RequiredFieldMissing")) {
+		t.Fatalf("after the failure: %d %s", r.status, r.body)
+	}
+}

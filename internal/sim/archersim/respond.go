@@ -142,11 +142,18 @@ const webAPIErrorMessage = "An error has occurred."
 // writeFailure answers with an injected failure.
 func writeFailure(w http.ResponseWriter, f Failure) {
 	status := f.Status
+	if f.Body == FailureValidation && status == 0 {
+		status = http.StatusOK
+	}
 	if status < 100 || status > 599 {
 		status = http.StatusInternalServerError
 	}
 	if f.RetryAfter != "" {
 		w.Header().Set("Retry-After", f.RetryAfter)
+	}
+	if f.Body == FailureValidation {
+		writeJSON(w, status, failed(msg("RequiredFieldMissing", "The Incident Summary field is a required field.")))
+		return
 	}
 	if f.Body == FailureWebAPIMessage {
 		writeJSON(w, status, map[string]string{"Message": webAPIErrorMessage})
