@@ -24,6 +24,9 @@ type State struct {
 	// Healthy is true while the subscription exists, has not expired and
 	// its last create, renew or reauthorize call did not fail.
 	Healthy bool
+	// LastRenewal is when this replica last created, renewed or
+	// reauthorized the subscription, zero when it has not.
+	LastRenewal time.Time
 	// LastResync is when this replica's last resync of the folder ended
 	// well, zero when it has not run one.
 	LastResync time.Time
@@ -50,6 +53,7 @@ func (m *Manager) Status() []State {
 			SubscriptionID: st.sub.ID,
 			ExpiresAt:      st.sub.ExpiresAt,
 			Leader:         m.leader,
+			LastRenewal:    st.lastTouch,
 			LastResync:     st.lastResync,
 			RecoveredAt:    st.recoveredAt,
 			RecoveredSince: st.recoveredSince,

@@ -29,6 +29,7 @@ import (
 	"github.com/mail2archer/mail2archer/internal/archer"
 	"github.com/mail2archer/mail2archer/internal/clients"
 	"github.com/mail2archer/mail2archer/internal/config"
+	"github.com/mail2archer/mail2archer/internal/console"
 	"github.com/mail2archer/mail2archer/internal/email"
 	"github.com/mail2archer/mail2archer/internal/graph"
 	"github.com/mail2archer/mail2archer/internal/health"
@@ -206,6 +207,8 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		Subscriptions: index, Enqueuer: a.queue, TenantID: cfg.TenantID,
 		MaxBodyBytes: cfg.MaxBodyBytes, TrustedProxies: proxies, Checks: a.checks(),
 		AdminToken: cfg.AdminToken.Reveal(), Metrics: set, Logger: log,
+		Console: console.New(console.Options{Store: a.store, Queue: a.queue, Subscriptions: a.subs,
+			Module: a.module, ArcherURL: cfg.ArcherURL}),
 	})
 	if err != nil {
 		return nil, err
@@ -264,6 +267,10 @@ func jobTimeout(cfg *config.Config, opts Options) time.Duration {
 	return cmp.Or(opts.JobTimeout, cfg.JobTimeout, 10*time.Minute)
 }
 
+// endedJobRetention is how long the queue keeps a job that ended without
+// success, for `jobs list` and the console.
+const endedJobRetention = 7 * 24 * time.Hour
+
 // rescueMargin is how long past its timeout a job must still be marked
 // running before River's rescuer takes it for a dead process's.
 const rescueMargin = 30 * time.Second
@@ -290,8 +297,13 @@ func queueConfig(cfg *config.Config, st *store.Store, opts Options, workers *riv
 		// inserted by this process after this cooldown (River's default is
 		// 100 ms, most of the time from notification to Archer create). On
 		// PostgreSQL a notification wakes the workers at once.
-		FetchCooldown:     fetchCooldown(st),
-		FetchPollInterval: 50 * time.Millisecond,
+		FetchCooldown: fetchCooldown(st),
+		// A cancelled job is a report that ended without a record (Archer
+		// refused it, …) and waits for an operator: keep it as long as a
+		// discarded one (River's default is a day, a weekend too short).
+		CancelledJobRetentionPeriod: endedJobRetention,
+		DiscardedJobRetentionPeriod: endedJobRetention,
+		FetchPollInterval:           50 * time.Millisecond,
 		Logger: slog.New(zerolog.NewSlogHandler(log.With().Str("component", "queue").Logger().
 			Level(max(log.GetLevel(), zerolog.WarnLevel)))),
 	}
@@ -320,6 +332,15 @@ func listen(ln net.Listener, addr, variable string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s (%s): %w", addr, variable, err)
 	}
 	return ln, nil
+}
+
+// module is the Archer application of the incident records, 0 until the
+// mapping is resolved.
+func (a *App) module() int64 {
+	if c := a.mapper.Current(); c != nil && c.App != nil {
+		return c.App.ID
+	}
+	return 0
 }
 
 // Store is the service's state database.

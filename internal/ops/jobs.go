@@ -21,6 +21,14 @@ import (
 // Operator commands that work on the state database directly; the service
 // may be running at the same time.
 
+var (
+	// ErrNoJob is returned for a job id the queue does not hold.
+	ErrNoJob = errors.New("no such job")
+	// ErrBusy is returned when another job for the same email is pending:
+	// the action would race it.
+	ErrBusy = errors.New("another job for the email is pending")
+)
+
 // ListJobs prints the newest jobs, optionally only those in one state
 // (available, scheduled, running, retryable, completed, cancelled,
 // discarded), with their last error.
@@ -104,7 +112,7 @@ func RetryJob(ctx context.Context, st *store.Store, id int64, w io.Writer) error
 	}
 	row, err := q.JobGet(ctx, id)
 	if errors.Is(err, river.ErrNotFound) {
-		return fmt.Errorf("job %d does not exist (see: mail2archer jobs list)", id)
+		return fmt.Errorf("job %d does not exist (see: mail2archer jobs list): %w", id, ErrNoJob)
 	}
 	if err != nil {
 		return fmt.Errorf("retry job %d: %w", id, err)
@@ -127,7 +135,7 @@ func RetryJob(ctx context.Context, st *store.Store, id int64, w io.Writer) error
 	}
 	j, err := q.JobRetry(ctx, id)
 	if err != nil && strings.Contains(strings.ToLower(err.Error()), "unique") {
-		return fmt.Errorf("job %d cannot run again: another job for the same email exists (see: mail2archer jobs list); replay the email instead: mail2archer replay --mailbox %s --message %s", id, a.Mailbox, a.MessageID)
+		return fmt.Errorf("job %d cannot run again: another job for the same email exists (see: mail2archer jobs list); replay the email instead: mail2archer replay --mailbox %s --message %s: %w", id, a.Mailbox, a.MessageID, ErrBusy)
 	}
 	if err != nil {
 		return fmt.Errorf("retry job %d: %w", id, err)
@@ -159,7 +167,7 @@ func Replay(ctx context.Context, st *store.Store, mailbox, messageID string, w i
 	for _, j := range res.Jobs {
 		var a jobs.ProcessMessage
 		if json.Unmarshal(j.EncodedArgs, &a) == nil && a.Mailbox == mailbox && a.MessageID == messageID {
-			return fmt.Errorf("job %d for this email is still %s; wait for it or use: mail2archer jobs retry %d", j.ID, j.State, j.ID)
+			return fmt.Errorf("job %d for this email is still %s; wait for it or use: mail2archer jobs retry %d: %w", j.ID, j.State, j.ID, ErrBusy)
 		}
 	}
 	r, err := q.Insert(ctx, jobs.ProcessMessage{Mailbox: mailbox, MessageID: messageID, Source: "replay",

@@ -255,10 +255,13 @@ func (sb *Sandbox) Deliver(mime []byte) (string, error) {
 }
 
 // WaitReady waits until the service's /readyz answers 200 on its admin
-// listener.
+// listener (with the admin token, when one is configured).
 func (sb *Sandbox) WaitReady(ctx context.Context) error {
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+sb.App.AdminAddr()+"/readyz", nil)
+		if token := sb.Config.AdminToken.Reveal(); token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			_ = resp.Body.Close()

@@ -20,10 +20,9 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 }
 
-// handleReadyz runs every readiness check with a short deadline and answers
-// 200 when all pass, 503 otherwise, with each component's state.
-func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+// readiness runs every readiness check with a short deadline.
+func (s *Server) readiness(ctx context.Context) readiness {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	out := readiness{Status: "ready", Components: map[string]componentStatus{}}
 	for _, c := range s.opts.Checks {
@@ -38,6 +37,13 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Components[c.Name] = componentStatus{Status: "ok", Detail: detail}
 	}
+	return out
+}
+
+// handleReadyz answers 200 when every readiness check passes, 503
+// otherwise, with each component's state.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	out := s.readiness(r.Context())
 	status := http.StatusOK
 	if out.Status != "ready" {
 		status = http.StatusServiceUnavailable

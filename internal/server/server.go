@@ -3,8 +3,9 @@
 // The public listener serves only what Microsoft Graph needs — POST
 // /webhooks/graph and POST /webhooks/graph/lifecycle — and GET /healthz,
 // which says nothing but "alive". The admin listener serves /readyz,
-// /metrics and the operator routes; when it is bound to anything but
-// loopback every admin route asks for the admin token.
+// /metrics, the operator console (a page at / and its JSON API under
+// /api/v1/); when it is bound to anything but loopback every admin route
+// asks for the admin token.
 //
 // The webhook handlers are thin by design: answer the validation handshake,
 // check each notification against the subscriptions held in memory, insert
@@ -71,6 +72,9 @@ type Options struct {
 	// AdminToken, when set, is required as a bearer token by every admin
 	// route.
 	AdminToken string
+	// Console answers the operator console's API on the admin listener;
+	// nil answers 503 there.
+	Console Console
 	// Metrics receives the server's metrics, and /metrics serves the whole
 	// set; default a new private set.
 	Metrics *metrics.Set
@@ -146,8 +150,20 @@ func (s *Server) publicRoutes() chi.Router {
 func (s *Server) adminRoutes() chi.Router {
 	r := chi.NewRouter()
 	s.common(r, "admin")
-	r.Use(requireToken(s.opts.AdminToken, s.opts.Logger))
-	r.Get("/readyz", s.handleReadyz)
-	r.Method(http.MethodGet, "/metrics", s.opts.Metrics.Handler())
+	// The console's page holds no data and asks for the token itself when
+	// its API answers 401; everything else needs the token.
+	r.Group(func(r chi.Router) {
+		r.Use(noStore, s.loopbackHost)
+		page := ConsolePage()
+		r.Get("/", page.ServeHTTP)
+		r.Get("/console.css", page.ServeHTTP)
+		r.Get("/console.js", page.ServeHTTP)
+	})
+	r.Group(func(r chi.Router) {
+		r.Use(requireToken(s.opts.AdminToken, s.opts.Logger))
+		r.Get("/readyz", s.handleReadyz)
+		r.Method(http.MethodGet, "/metrics", s.opts.Metrics.Handler())
+		r.Route("/api/v1", s.consoleAPI)
+	})
 	return r
 }
