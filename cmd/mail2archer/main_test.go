@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -69,6 +70,8 @@ type world struct {
 	dir    string
 	addr   string // the public listener
 	admin  string // the admin listener
+	// last is the process started last, whose log a failed wait shows.
+	last atomic.Pointer[proc]
 }
 
 func newWorld(t *testing.T) *world { t.Helper(); return newWorldWith(t, nil) }
@@ -177,6 +180,7 @@ func (w *world) startAt(t *testing.T, admin string, extraEnv ...string) *proc {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: cmd, done: make(chan error, 1), exited: make(chan struct{})}
+	w.last.Store(p)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -240,10 +244,20 @@ func (w *world) waitIncidents(t *testing.T, n int, d time.Duration) []archersim.
 			return recs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d incidents after %s", len(recs), n, d)
+			t.Fatalf("%d of %d incidents after %s; the service's log ends:\n%s", len(recs), n, d, w.lastLog(60))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// lastLog returns the last n lines of the log of the process started last.
+func (w *world) lastLog(n int) string {
+	p := w.last.Load()
+	if p == nil {
+		return "(no process started)"
+	}
+	lines := strings.Split(strings.TrimSpace(p.Logs()), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func testEmail(i int) []byte {
