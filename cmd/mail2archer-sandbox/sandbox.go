@@ -29,7 +29,7 @@ func sandboxCmd(args []string, stdout, stderr io.Writer) int {
 	mapping := fs.String("mapping", "", "mapping file to rehearse (default: api/mapping.example.yaml)")
 	fixture := fs.String("fixture", "", "Archer schema fixture, JSON (default: the simulator's Security Incidents)")
 	listen := fs.String("listen", "127.0.0.1:8080", "the service's public listener (the webhooks)")
-	admin := fs.String("admin", "127.0.0.1:9090", "the service's admin listener (/readyz, /metrics)")
+	admin := fs.String("admin", "127.0.0.1:9090", "the service's admin listener (the console, /readyz, /metrics)")
 	graphAddr := fs.String("graph", "127.0.0.1:8443", "the Graph simulator's address (https)")
 	archerAddr := fs.String("archer", "127.0.0.1:8090", "the Archer simulator's address")
 	control := fs.String("control", "127.0.0.1:8025", "the sandbox's control address, used by `sandbox deliver`")
@@ -120,6 +120,7 @@ func sandboxCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	_, _ = fmt.Fprintf(stdout, `
 Where to look:
+  console       http://%[5]s/   (the operator console: reports, retry, subscriptions)
   webhooks      %[1]s/webhooks/graph   (the public listener: nothing else is served there)
   readiness     http://%[5]s/readyz   (the admin listener)
   metrics       http://%[5]s/metrics
